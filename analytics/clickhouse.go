@@ -1,0 +1,312 @@
+package analytics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// ClickHouseConfig is the analytics.clickhouse section of the configuration.
+type ClickHouseConfig struct {
+	// Addr lists native-protocol addresses, host:port (port 9000 by default
+	// on servers). Several addresses fail over in order.
+	Addr []string `yaml:"addr"`
+	// Database holds the tables; default "tollgate".
+	Database string `yaml:"database"`
+	// Username defaults to "default".
+	Username string `yaml:"username"`
+	// Password is a secret: set it from env or a file, never log it.
+	Password string `yaml:"password"`
+	// DialTimeout bounds connecting; default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// RetentionDays, when positive, expires inference_log rows after that
+	// many days on servers with TTL (19.6 and later); see SchemaOptions.
+	RetentionDays int `yaml:"retention_days"`
+}
+
+// Default ClickHouseConfig values.
+const (
+	DefaultDatabase    = "tollgate"
+	DefaultUsername    = "default"
+	DefaultDialTimeout = 5 * time.Second
+)
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c ClickHouseConfig) withDefaults() ClickHouseConfig {
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	if c.Username == "" {
+		c.Username = DefaultUsername
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	return c
+}
+
+// Validate reports every problem in c; zero fields count as their defaults.
+func (c ClickHouseConfig) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.Addr) == 0 {
+		errs = append(errs, errors.New("analytics.clickhouse.addr: empty; set host:port of the native protocol, e.g. 127.0.0.1:9000"))
+	}
+	for i, a := range c.Addr {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("analytics.clickhouse.addr[%d]: empty; set host:port", i))
+		}
+	}
+	if err := validIdentifier(c.Database); err != nil {
+		errs = append(errs, fmt.Errorf("analytics.clickhouse.database: %w", err))
+	}
+	if c.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("analytics.clickhouse.dial_timeout: %s is negative; use a duration such as \"5s\"", c.DialTimeout))
+	}
+	if c.RetentionDays < 0 {
+		errs = append(errs, fmt.Errorf("analytics.clickhouse.retention_days: %d is negative; use 0 to keep rows forever", c.RetentionDays))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue redacts the password.
+func (c ClickHouseConfig) LogValue() slog.Value {
+	pw := ""
+	if c.Password != "" {
+		pw = "REDACTED"
+	}
+	return slog.GroupValue(
+		slog.Any("addr", c.Addr),
+		slog.String("database", c.Database),
+		slog.String("username", c.Username),
+		slog.String("password", pw),
+		slog.Duration("dial_timeout", c.DialTimeout),
+		slog.Int("retention_days", c.RetentionDays),
+	)
+}
+
+// ClickHouse inserts events into the inference_log table over the native
+// protocol. It is safe for concurrent use.
+type ClickHouse struct {
+	conn      driver.Conn
+	database  string
+	retention int
+	version   ServerVersion
+	insertSQL string
+}
+
+// insertColumns names every column Insert writes, in the order of
+// appendEvent's values. Naming columns is required by 18.16 with
+// clickhouse-go and keeps inserts valid when columns are added.
+const insertColumns = "request_id, timestamp, subject, key_id, team, org, kind, " +
+	"model_requested, model_routed, provider, status, allowed, deny_code, bundle_revision, " +
+	"pii_types, pii_count, prompt_tokens_estimated, prompt_tokens, completion_tokens, cached_tokens, " +
+	"cost_micros, cost_usd, latency_ms, ttft_ms, stream, cut_off, attempts, error, path, client_ip"
+
+// OpenClickHouse connects, checks the server answers and reads its version.
+// It does not create the schema; call Migrate.
+func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig) (*ClickHouse, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr: cfg.Addr,
+		// No database here: it may not exist before Migrate, and every
+		// statement names it anyway.
+		Auth: clickhouse.Auth{
+			Username: cfg.Username,
+			Password: cfg.Password,
+		},
+		DialTimeout: cfg.DialTimeout,
+		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addr, err)
+	}
+	var raw string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&raw); err != nil {
+		return nil, errors.Join(fmt.Errorf("clickhouse %v: select version(): %w", cfg.Addr, err), conn.Close())
+	}
+	v, err := ParseServerVersion(raw)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	return &ClickHouse{
+		conn:      conn,
+		database:  cfg.Database,
+		retention: cfg.RetentionDays,
+		version:   v,
+		insertSQL: "INSERT INTO " + cfg.Database + ".inference_log (" + insertColumns + ")",
+	}, nil
+}
+
+// ServerVersion returns the version the server reported when opened.
+func (c *ClickHouse) ServerVersion() ServerVersion { return c.version }
+
+// Migrate creates the database and applies, in order, every migration not
+// yet recorded in schema_migrations, rendering the DDL for the server's
+// version. Running it again, or from several gateways at once, is safe.
+func (c *ClickHouse) Migrate(ctx context.Context) error {
+	if err := c.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.database); err != nil {
+		return fmt.Errorf("migrate: create database %s: %w", c.database, err)
+	}
+	boot, err := bootstrapSQL(c.database)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, stmt := range boot {
+		if err := c.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("migrate: create schema_migrations: %w", err)
+		}
+	}
+	applied, err := c.appliedMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	migs, err := Migrations(c.version, SchemaOptions{Database: c.database, RetentionDays: c.retention})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range migs {
+		if applied[m.Version] {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := c.conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migrate: %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		if err := c.recordMigration(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appliedMigrations returns the versions recorded in schema_migrations.
+func (c *ClickHouse) appliedMigrations(ctx context.Context) (map[int]bool, error) {
+	rows, err := c.conn.Query(ctx, "SELECT DISTINCT version FROM "+c.database+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := make(map[int]bool)
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+		}
+		applied[int(v)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+	}
+	return applied, nil
+}
+
+func (c *ClickHouse) recordMigration(ctx context.Context, m Migration) error {
+	batch, err := c.conn.PrepareBatch(ctx,
+		"INSERT INTO "+c.database+".schema_migrations (version, name, server_version, applied_at)")
+	if err != nil {
+		return fmt.Errorf("migrate: record %04d_%s: %w", m.Version, m.Name, err)
+	}
+	if err := batch.Append(uint32(m.Version), m.Name, c.version.String(), time.Now()); err != nil {
+		return errors.Join(fmt.Errorf("migrate: record %04d_%s: %w", m.Version, m.Name, err), batch.Abort())
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("migrate: record %04d_%s: %w", m.Version, m.Name, err)
+	}
+	return nil
+}
+
+// Insert writes events as one batch. Events with a zero Time are stamped
+// with the current time. It does not retain events.
+func (c *ClickHouse) Insert(ctx context.Context, events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	batch, err := c.conn.PrepareBatch(ctx, c.insertSQL)
+	if err != nil {
+		return fmt.Errorf("clickhouse insert %d events: prepare: %w", len(events), err)
+	}
+	now := time.Now()
+	for i := range events {
+		if err := appendEvent(batch, &events[i], now); err != nil {
+			return errors.Join(
+				fmt.Errorf("clickhouse insert: append request %s: %w", events[i].RequestID, err),
+				batch.Abort())
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("clickhouse insert %d events: send: %w", len(events), err)
+	}
+	return nil
+}
+
+// appendEvent appends e's values in insertColumns order, converted to the
+// exact Go types of the column types.
+func appendEvent(b driver.Batch, e *Event, now time.Time) error {
+	ts := e.Time
+	if ts.IsZero() {
+		ts = now
+	}
+	pii := e.PIITypes
+	if pii == nil {
+		pii = []string{}
+	}
+	return b.Append(
+		e.RequestID,
+		ts,
+		e.Subject,
+		e.KeyID,
+		e.Team,
+		e.Org,
+		e.Kind,
+		e.ModelRequested,
+		e.ModelRouted,
+		e.Provider,
+		clampUint16(int64(e.Status)),
+		e.Allowed,
+		e.DenyCode,
+		e.BundleRevision,
+		pii,
+		clampUint32(int64(e.PIICount)),
+		clampUint32(e.PromptTokensEstimated),
+		clampUint32(e.PromptTokens),
+		clampUint32(e.CompletionTokens),
+		clampUint32(e.CachedTokens),
+		e.CostMicros,
+		e.CostUSD(),
+		e.LatencyMS,
+		e.TTFTMS,
+		e.Stream,
+		e.CutOff,
+		clampUint8(int64(e.Attempts)),
+		e.Error,
+		e.Path,
+		e.ClientIP,
+	)
+}
+
+// Close closes the connections.
+func (c *ClickHouse) Close() error {
+	if err := c.conn.Close(); err != nil {
+		return fmt.Errorf("close clickhouse: %w", err)
+	}
+	return nil
+}
+
+func clampUint8(n int64) uint8   { return uint8(clamp(n, math.MaxUint8)) }
+func clampUint16(n int64) uint16 { return uint16(clamp(n, math.MaxUint16)) }
+func clampUint32(n int64) uint32 { return uint32(clamp(n, math.MaxUint32)) }
+
+func clamp(n, maxVal int64) int64 {
+	return min(max(n, 0), maxVal)
+}

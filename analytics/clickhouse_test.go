@@ -1,0 +1,267 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tollgate/tollgate/analytics/clickhousetest"
+)
+
+// TestClickHouse runs migrations and the Writer against a real server: the
+// Debian package's 18.16 here, a current release elsewhere.
+func TestClickHouse(t *testing.T) {
+	t.Parallel()
+	srv := clickhousetest.Start(t)
+	ctx := ctxT(t)
+	ch, err := OpenClickHouse(ctx, ClickHouseConfig{Addr: []string{srv.Addr}, RetentionDays: 30})
+	if err != nil {
+		t.Fatalf("OpenClickHouse: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ch.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Logf("clickhouse %s", ch.ServerVersion())
+
+	for i := range 2 { // the second run must find nothing to do
+		if err := ch.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate run %d: %v", i+1, err)
+		}
+	}
+	var applied uint64
+	if err := ch.conn.QueryRow(ctx, "SELECT count() FROM tollgate.schema_migrations WHERE version = 1").Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 1 {
+		t.Errorf("schema_migrations rows for version 1 = %d, want 1", applied)
+	}
+	var ddl string
+	if err := ch.conn.QueryRow(ctx, "SHOW CREATE TABLE tollgate.inference_log").Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if f := featuresFor(ch.ServerVersion()); strings.Contains(ddl, "LowCardinality") != f.lowCardinality {
+		t.Errorf("server %s: table DDL uses LowCardinality = %t, want %t:\n%s", ch.ServerVersion(), !f.lowCardinality, f.lowCardinality, ddl)
+	}
+
+	t.Run("writer round trip", func(t *testing.T) {
+		w, _ := newTestWriter(t, WriterConfig{QueueSize: 100, BatchSize: 3, FlushInterval: time.Hour}, ch)
+		w.Start()
+		want := sampleEvents(7)
+		for _, e := range want {
+			w.Enqueue(e)
+		}
+		if err := w.Stop(ctx); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if got := value(t, w.m.written); got != float64(len(want)) {
+			t.Errorf("events_written_total = %v, want %d", got, len(want))
+		}
+
+		got := selectEvents(ctx, t, ch, "request_id LIKE 'req-%'")
+		if !featuresFor(ch.ServerVersion()).dateTime64 {
+			for i := range want {
+				want[i].Time = want[i].Time.Truncate(time.Second)
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("rows read back (-want +got):\n%s", diff)
+		}
+
+		type teamTotals struct {
+			Team             string
+			Count            uint64
+			PromptTokens     uint64
+			CompletionTokens uint64
+			CostMicros       int64
+			CostUSD          float64
+			EmailRequests    uint64
+		}
+		wantTotals := map[string]*teamTotals{}
+		for _, e := range want {
+			tt := wantTotals[e.Team]
+			if tt == nil {
+				tt = &teamTotals{Team: e.Team}
+				wantTotals[e.Team] = tt
+			}
+			tt.Count++
+			tt.PromptTokens += uint64(e.PromptTokens)
+			tt.CompletionTokens += uint64(e.CompletionTokens)
+			tt.CostMicros += e.CostMicros
+			tt.CostUSD += e.CostUSD()
+			for _, p := range e.PIITypes {
+				if p == "EMAIL" {
+					tt.EmailRequests++
+				}
+			}
+		}
+		rows, err := ch.conn.Query(ctx, `
+			SELECT team, count(), sum(prompt_tokens), sum(completion_tokens),
+			       sum(cost_micros), sum(cost_usd), countIf(has(pii_types, 'EMAIL'))
+			FROM tollgate.inference_log FINAL
+			WHERE request_id LIKE 'req-%'
+			GROUP BY team ORDER BY team`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		gotTotals := map[string]*teamTotals{}
+		for rows.Next() {
+			var tt teamTotals
+			if err := rows.Scan(&tt.Team, &tt.Count, &tt.PromptTokens, &tt.CompletionTokens, &tt.CostMicros, &tt.CostUSD, &tt.EmailRequests); err != nil {
+				t.Fatal(err)
+			}
+			gotTotals[tt.Team] = &tt
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantTotals, gotTotals, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+			t.Errorf("per-team totals (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("zero time and nil slices", func(t *testing.T) {
+		before := time.Now().Add(-time.Second)
+		if err := ch.Insert(ctx, []Event{{RequestID: "bare-1"}}); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+		got := selectEvents(ctx, t, ch, "request_id = 'bare-1'")
+		if len(got) != 1 {
+			t.Fatalf("rows = %d, want 1", len(got))
+		}
+		if got[0].Time.Before(before) {
+			t.Errorf("timestamp = %v, want the insert time (after %v)", got[0].Time, before)
+		}
+		if len(got[0].PIITypes) != 0 {
+			t.Errorf("pii_types = %q, want empty", got[0].PIITypes)
+		}
+	})
+
+	t.Run("replayed events collapse", func(t *testing.T) {
+		e := sampleEvents(1)[0]
+		e.RequestID = "replayed-1"
+		for range 2 {
+			if err := ch.Insert(ctx, []Event{e}); err != nil {
+				t.Fatalf("Insert: %v", err)
+			}
+		}
+		var n uint64
+		if err := ch.conn.QueryRow(ctx, "SELECT count() FROM tollgate.inference_log FINAL WHERE request_id = 'replayed-1'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("count with FINAL = %d, want 1", n)
+		}
+	})
+}
+
+// selectEvents reads rows back into Events, in request_id order.
+func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where string) []Event {
+	t.Helper()
+	rows, err := ch.conn.Query(ctx, fmt.Sprintf(
+		"SELECT %s FROM tollgate.inference_log FINAL WHERE %s ORDER BY request_id", insertColumns, where))
+	if err != nil {
+		t.Fatalf("select events: %v", err)
+	}
+	defer rows.Close()
+	var events []Event
+	for rows.Next() {
+		var (
+			e                                  Event
+			status                             uint16
+			piiCount, estimated, prompt, compl uint32
+			cached                             uint32
+			costUSD                            float64
+			attempts                           uint8
+		)
+		if err := rows.Scan(
+			&e.RequestID, &e.Time, &e.Subject, &e.KeyID, &e.Team, &e.Org, &e.Kind,
+			&e.ModelRequested, &e.ModelRouted, &e.Provider, &status, &e.Allowed, &e.DenyCode, &e.BundleRevision,
+			&e.PIITypes, &piiCount, &estimated, &prompt, &compl, &cached,
+			&e.CostMicros, &costUSD, &e.LatencyMS, &e.TTFTMS, &e.Stream, &e.CutOff, &attempts, &e.Error, &e.Path, &e.ClientIP,
+		); err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+		e.Status = int(status)
+		e.PIICount = int(piiCount)
+		e.PromptTokensEstimated = int64(estimated)
+		e.PromptTokens = int64(prompt)
+		e.CompletionTokens = int64(compl)
+		e.CachedTokens = int64(cached)
+		e.Attempts = int(attempts)
+		if costUSD != e.CostUSD() {
+			t.Errorf("%s: cost_usd = %v, want %v (cost_micros %d)", e.RequestID, costUSD, e.CostUSD(), e.CostMicros)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+func TestClickHouseConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		cfg     ClickHouseConfig
+		wantErr []string
+	}{
+		{name: "minimal", cfg: ClickHouseConfig{Addr: []string{"127.0.0.1:9000"}}},
+		{name: "no addr", cfg: ClickHouseConfig{}, wantErr: []string{"analytics.clickhouse.addr: empty"}},
+		{
+			name:    "bad database and negatives",
+			cfg:     ClickHouseConfig{Addr: []string{""}, Database: "a-b", DialTimeout: -time.Second, RetentionDays: -1},
+			wantErr: []string{"analytics.clickhouse.addr[0]: empty", `analytics.clickhouse.database: invalid identifier "a-b"`, "dial_timeout: -1s", "retention_days: -1"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.Validate()
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %q", tc.wantErr)
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestClickHouseConfigLogValueRedacts(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("config", "clickhouse", ClickHouseConfig{Addr: []string{"h:9000"}, Password: "hunter2"})
+	if strings.Contains(buf.String(), "hunter2") || !strings.Contains(buf.String(), "REDACTED") {
+		t.Errorf("log = %s, want the password redacted", buf.String())
+	}
+}
+
+func TestOpenClickHouseUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Port 1 on loopback refuses connections.
+	_, err := OpenClickHouse(ctx, ClickHouseConfig{Addr: []string{"127.0.0.1:1"}, DialTimeout: time.Second})
+	if err == nil {
+		t.Fatal("OpenClickHouse to a closed port: got nil error")
+	}
+}

@@ -1,0 +1,77 @@
+// Package analytics records one inference-log event per gateway request and
+// ships events, in batches and off the request path, to ClickHouse (or to a
+// JSON-lines file), where FinOps and audit questions become SQL.
+//
+// The request path calls Writer.Enqueue, which never blocks. A Writer batches
+// events by size and time and hands them to an Inserter: ClickHouse for
+// production, JSONLines for local runs. ClickHouse.Migrate creates and
+// upgrades the schema, adapting the DDL to the server version so the same
+// code runs against ClickHouse 18.16 and current releases.
+package analytics
+
+import "time"
+
+// Identity kinds, as in the policy input's identity.kind.
+const (
+	KindUser    = "user"
+	KindService = "service"
+	KindAgent   = "agent"
+)
+
+// Event is one inference-log row: what one request asked for, what the policy
+// decided, where it went and what it cost. It never holds prompt or completion
+// text; Error is a short code, not a message from upstream.
+type Event struct {
+	RequestID string    `json:"request_id"`
+	Time      time.Time `json:"timestamp"`
+
+	Subject string `json:"subject"`
+	KeyID   string `json:"key_id,omitempty"`
+	Team    string `json:"team,omitempty"`
+	Org     string `json:"org,omitempty"`
+	// Kind is KindUser, KindService or KindAgent.
+	Kind string `json:"kind,omitempty"`
+
+	ModelRequested string `json:"model_requested"`
+	ModelRouted    string `json:"model_routed,omitempty"`
+	Provider       string `json:"provider,omitempty"`
+
+	// Status is the HTTP status returned to the client.
+	Status  int  `json:"status"`
+	Allowed bool `json:"allowed"`
+	// DenyCode is the policy's deny code when Allowed is false.
+	DenyCode       string `json:"deny_code,omitempty"`
+	BundleRevision string `json:"bundle_revision,omitempty"`
+
+	// PIITypes lists the PII types found in the request, e.g. "EMAIL".
+	PIITypes []string `json:"pii_types,omitempty"`
+	PIICount int      `json:"pii_count,omitempty"`
+
+	PromptTokensEstimated int64 `json:"prompt_tokens_estimated"`
+	PromptTokens          int64 `json:"prompt_tokens"`
+	CompletionTokens      int64 `json:"completion_tokens"`
+	CachedTokens          int64 `json:"cached_tokens,omitempty"`
+	// CostMicros is the cost in millionths of a US dollar; integers keep
+	// sums exact.
+	CostMicros int64 `json:"cost_micros"`
+
+	// LatencyMS is the total request duration in milliseconds.
+	LatencyMS float64 `json:"latency_ms"`
+	// TTFTMS is the time to the first streamed token in milliseconds, 0 when
+	// not streaming.
+	TTFTMS float64 `json:"ttft_ms,omitempty"`
+	Stream bool    `json:"stream"`
+	// CutOff is true when the gateway ended a stream because a budget ran out.
+	CutOff bool `json:"cut_off,omitempty"`
+	// Attempts counts upstream calls, retries and fallbacks included.
+	Attempts int `json:"attempts"`
+	// Error is a short error code such as "upstream_timeout", empty on success.
+	Error    string `json:"error,omitempty"`
+	Path     string `json:"path"`
+	ClientIP string `json:"client_ip,omitempty"`
+}
+
+// CostUSD returns the cost in US dollars.
+func (e *Event) CostUSD() float64 {
+	return float64(e.CostMicros) / 1e6
+}

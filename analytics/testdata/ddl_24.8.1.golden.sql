@@ -1,0 +1,41 @@
+-- inference_log
+CREATE TABLE IF NOT EXISTS tollgate.inference_log
+(
+    request_id              String,
+    timestamp               DateTime64(3, 'UTC'),
+    subject                 String,
+    key_id                  LowCardinality(String),
+    team                    LowCardinality(String),
+    org                     LowCardinality(String),
+    kind                    LowCardinality(String),
+    model_requested         LowCardinality(String),
+    model_routed            LowCardinality(String),
+    provider                LowCardinality(String),
+    status                  UInt16,
+    allowed                 UInt8,
+    deny_code               LowCardinality(String),
+    bundle_revision         LowCardinality(String),
+    pii_types               Array(LowCardinality(String)),
+    pii_count               UInt32,
+    prompt_tokens_estimated UInt32,
+    prompt_tokens           UInt32,
+    completion_tokens       UInt32,
+    cached_tokens           UInt32,
+    cost_micros             Int64,
+    cost_usd                Float64,
+    latency_ms              Float64,
+    ttft_ms                 Float64,
+    stream                  UInt8,
+    cut_off                 UInt8,
+    attempts                UInt8,
+    error                   LowCardinality(String),
+    path                    LowCardinality(String),
+    client_ip               String,
+    inserted_at             DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree(inserted_at)
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (toDate(timestamp), team, request_id)
+TTL toDateTime(timestamp) + INTERVAL 90 DAY
+SETTINGS index_granularity = 8192;
+

@@ -1,0 +1,432 @@
+package analytics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Inserter stores a batch of events, all or nothing as far as it can. It must
+// not retain events after returning; the Writer reuses the slice.
+type Inserter interface {
+	Insert(ctx context.Context, events []Event) error
+}
+
+// WriterConfig is the analytics.writer section of the configuration. Zero
+// fields take the defaults below.
+type WriterConfig struct {
+	// QueueSize bounds the events waiting to be written; default 10000.
+	QueueSize int `yaml:"queue_size"`
+	// BatchSize is the most events per insert; default 1000.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval bounds how long an event waits for its batch to fill;
+	// default 1s.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// InsertTimeout bounds one insert attempt; default 10s.
+	InsertTimeout time.Duration `yaml:"insert_timeout"`
+	// MaxAttempts is how often a batch is tried before it is dropped;
+	// default 4 (one try and three retries).
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBackoff is the wait before the first retry; it doubles per retry
+	// up to 10s. Default 200ms.
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+}
+
+// Default WriterConfig values.
+const (
+	DefaultQueueSize     = 10000
+	DefaultBatchSize     = 1000
+	DefaultFlushInterval = time.Second
+	DefaultInsertTimeout = 10 * time.Second
+	DefaultMaxAttempts   = 4
+	DefaultRetryBackoff  = 200 * time.Millisecond
+
+	maxRetryBackoff = 10 * time.Second
+	// dropWarnInterval rate-limits the warning about a full queue.
+	dropWarnInterval = 10 * time.Second
+)
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c WriterConfig) withDefaults() WriterConfig {
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.InsertTimeout == 0 {
+		c.InsertTimeout = DefaultInsertTimeout
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	return c
+}
+
+// Validate reports every problem in c; zero fields count as their defaults.
+func (c WriterConfig) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	nonNegative := func(field string, n int) {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("analytics.writer.%s: %d is negative; use a positive number or 0 for the default", field, n))
+		}
+	}
+	nonNegativeDur := func(field string, d time.Duration) {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("analytics.writer.%s: %s is negative; use a duration such as \"1s\" or 0 for the default", field, d))
+		}
+	}
+	nonNegative("queue_size", c.QueueSize)
+	nonNegative("batch_size", c.BatchSize)
+	nonNegative("max_attempts", c.MaxAttempts)
+	nonNegativeDur("flush_interval", c.FlushInterval)
+	nonNegativeDur("insert_timeout", c.InsertTimeout)
+	nonNegativeDur("retry_backoff", c.RetryBackoff)
+	if c.BatchSize > c.QueueSize && c.QueueSize > 0 {
+		errs = append(errs, fmt.Errorf("analytics.writer.batch_size: %d exceeds queue_size %d; batches could never fill", c.BatchSize, c.QueueSize))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrStopped is returned by Flush once the Writer has been stopped.
+var ErrStopped = errors.New("analytics writer stopped")
+
+// Reasons for dropping events, the values of the "reason" label of
+// tollgate_analytics_events_dropped_total.
+const (
+	reasonQueueFull    = "queue_full"
+	reasonInsertFailed = "insert_failed"
+	reasonStopped      = "stopped"
+)
+
+type writerState int
+
+const (
+	stateNew writerState = iota
+	stateRunning
+	stateStopped
+)
+
+// Writer ships events to an Inserter in batches, off the request path.
+// Enqueue never blocks; a goroutine started by Start batches events by size
+// and time and inserts them, retrying with backoff. Stop flushes what is
+// queued. All methods are safe for concurrent use.
+type Writer struct {
+	cfg WriterConfig
+	out Inserter
+	log *slog.Logger
+
+	queue    chan Event
+	flushReq chan chan error
+	stopReq  chan struct{} // closed by Stop
+	done     chan struct{} // closed when the loop has returned
+	stopErr  error         // set by the loop before done is closed
+
+	// ctx bounds inserts; Stop cancels it when its own deadline passes.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu orders Enqueue against Stop: once Stop holds the write lock and
+	// sets stateStopped, no event can enter the queue behind the final drain.
+	mu    sync.RWMutex
+	state writerState
+
+	lastDropWarn atomic.Int64 // unix nanoseconds of the last queue-full warning
+	unwarned     atomic.Int64 // queue-full drops not yet reported in a warning
+
+	m writerMetrics
+}
+
+type writerMetrics struct {
+	written       prometheus.Counter
+	dropped       *prometheus.CounterVec
+	insertErrors  prometheus.Counter
+	batchDuration prometheus.Histogram
+	queueDepth    prometheus.GaugeFunc
+}
+
+// NewWriter returns a Writer inserting into out. It registers its metrics on
+// reg unless reg is nil; log may be nil to discard logs. Call Start to begin
+// writing; events enqueued before wait in the queue.
+func NewWriter(cfg WriterConfig, out Inserter, reg prometheus.Registerer, log *slog.Logger) (*Writer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, errors.New("analytics writer: nil Inserter")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Writer{
+		cfg:      cfg,
+		out:      out,
+		log:      log,
+		queue:    make(chan Event, cfg.QueueSize),
+		flushReq: make(chan chan error),
+		stopReq:  make(chan struct{}),
+		done:     make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	w.m = writerMetrics{
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_analytics_events_written_total",
+			Help: "Analytics events inserted.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_analytics_events_dropped_total",
+			Help: "Analytics events lost, by reason: queue_full, insert_failed (after all retries), stopped.",
+		}, []string{"reason"}),
+		insertErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_analytics_insert_errors_total",
+			Help: "Failed insert attempts, retries included.",
+		}),
+		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tollgate_analytics_batch_duration_seconds",
+			Help:    "Duration of one batch insert attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_analytics_queue_depth",
+			Help: "Analytics events waiting in the queue.",
+		}, func() float64 { return float64(len(w.queue)) }),
+	}
+	for _, r := range []string{reasonQueueFull, reasonInsertFailed, reasonStopped} {
+		w.m.dropped.WithLabelValues(r)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{w.m.written, w.m.dropped, w.m.insertErrors, w.m.batchDuration, w.m.queueDepth} {
+			if err := reg.Register(c); err != nil {
+				cancel()
+				return nil, fmt.Errorf("analytics writer: register metrics: %w", err)
+			}
+		}
+	}
+	return w, nil
+}
+
+// Enqueue queues e for writing and returns at once. When the queue is full,
+// or the Writer is stopped, e is dropped and counted.
+func (w *Writer) Enqueue(e Event) {
+	w.mu.RLock()
+	if w.state == stateStopped {
+		w.mu.RUnlock()
+		w.m.dropped.WithLabelValues(reasonStopped).Inc()
+		return
+	}
+	select {
+	case w.queue <- e:
+		w.mu.RUnlock()
+		return
+	default:
+	}
+	w.mu.RUnlock()
+	// TODO(analytics): spool to disk instead of dropping (DESIGN.md: no event
+	// lost when ClickHouse is down or slow); a separate issue.
+	w.m.dropped.WithLabelValues(reasonQueueFull).Inc()
+	w.warnQueueFull()
+}
+
+// warnQueueFull logs at most one warning per dropWarnInterval, carrying the
+// number of drops since the previous one.
+func (w *Writer) warnQueueFull() {
+	w.unwarned.Add(1)
+	now := time.Now().UnixNano()
+	last := w.lastDropWarn.Load()
+	if now-last < int64(dropWarnInterval) || !w.lastDropWarn.CompareAndSwap(last, now) {
+		return
+	}
+	w.log.Warn("analytics queue full; events dropped",
+		slog.Int64("dropped", w.unwarned.Swap(0)),
+		slog.Int("queue_size", w.cfg.QueueSize))
+}
+
+// Start starts the goroutine that writes batches. Later calls, and calls
+// after Stop, do nothing.
+func (w *Writer) Start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != stateNew {
+		return
+	}
+	w.state = stateRunning
+	go w.loop()
+}
+
+// Stop stops accepting events, writes everything queued and waits for the
+// writing goroutine to end. If ctx ends first, the insert in progress is
+// abandoned, the remaining events are counted as dropped and Stop returns
+// ctx's error. It returns the error of any batch that could not be written.
+// Later calls return nil.
+func (w *Writer) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	prev := w.state
+	w.state = stateStopped
+	w.mu.Unlock()
+	switch prev {
+	case stateStopped:
+		return nil
+	case stateNew:
+		go w.loop() // drains what was enqueued before Start
+	}
+	close(w.stopReq)
+	defer w.cancel()
+	select {
+	case <-w.done:
+		return w.stopErr
+	case <-ctx.Done():
+	}
+	w.cancel()
+	<-w.done
+	return errors.Join(fmt.Errorf("analytics writer stop: %w", ctx.Err()), w.stopErr)
+}
+
+// Flush returns once every event enqueued before the call has been inserted
+// or dropped, with the error of any batch that failed. It needs a started
+// Writer and returns ErrStopped after Stop.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.RLock()
+	state := w.state
+	w.mu.RUnlock()
+	switch state {
+	case stateNew:
+		return errors.New("analytics writer flush: not started")
+	case stateStopped:
+		return ErrStopped
+	}
+	reply := make(chan error, 1)
+	select {
+	case w.flushReq <- reply:
+	case <-w.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return fmt.Errorf("analytics writer flush: %w", ctx.Err())
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("analytics writer flush: %w", ctx.Err())
+	}
+}
+
+// loop owns the batch. It inserts a batch when it is full or FlushInterval
+// after its first event, everything on Flush, and everything before
+// returning on Stop.
+func (w *Writer) loop() {
+	defer close(w.done)
+	batch := make([]Event, 0, w.cfg.BatchSize)
+	timer := time.NewTimer(w.cfg.FlushInterval)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+			if len(batch) == 1 {
+				timer.Reset(w.cfg.FlushInterval)
+			}
+			if len(batch) >= w.cfg.BatchSize {
+				timer.Stop()
+				_ = w.write(batch) // counted and logged by write
+				batch = batch[:0]
+			}
+		case <-timer.C:
+			if len(batch) > 0 {
+				_ = w.write(batch) // counted and logged by write
+				batch = batch[:0]
+			}
+		case reply := <-w.flushReq:
+			timer.Stop()
+			reply <- w.drain(&batch)
+		case <-w.stopReq:
+			w.stopErr = w.drain(&batch)
+			return
+		}
+	}
+}
+
+// drain writes the pending batch plus the events queued right now, in
+// batches of at most BatchSize. Reading only what is queued at the start
+// bounds the work even while producers keep enqueueing.
+func (w *Writer) drain(batch *[]Event) error {
+	var errs []error
+	for n := len(w.queue); n > 0; n-- {
+		*batch = append(*batch, <-w.queue)
+		if len(*batch) >= w.cfg.BatchSize {
+			errs = append(errs, w.write(*batch))
+			*batch = (*batch)[:0]
+		}
+	}
+	if len(*batch) > 0 {
+		errs = append(errs, w.write(*batch))
+		*batch = (*batch)[:0]
+	}
+	return errors.Join(errs...)
+}
+
+// write inserts batch, retrying with exponential backoff up to MaxAttempts
+// tries. A batch that cannot be written is counted as dropped and logged
+// by request IDs only, never by content.
+func (w *Writer) write(batch []Event) error {
+	n := len(batch)
+	if err := w.ctx.Err(); err != nil {
+		// Stop's deadline passed: do not start new inserts.
+		w.m.dropped.WithLabelValues(reasonStopped).Add(float64(n))
+		w.log.Error("analytics batch dropped at stop",
+			slog.Int("events", n), slog.String("first_request_id", batch[0].RequestID))
+		return fmt.Errorf("insert %d events: %w", n, err)
+	}
+	backoff := w.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(w.ctx, w.cfg.InsertTimeout)
+		start := time.Now()
+		err := w.out.Insert(ctx, batch)
+		cancel()
+		w.m.batchDuration.Observe(time.Since(start).Seconds())
+		if err == nil {
+			w.m.written.Add(float64(n))
+			return nil
+		}
+		w.m.insertErrors.Inc()
+		if attempt >= w.cfg.MaxAttempts || w.ctx.Err() != nil {
+			// TODO(analytics): spool the batch to disk instead of dropping it.
+			w.m.dropped.WithLabelValues(reasonInsertFailed).Add(float64(n))
+			w.log.Error("analytics batch dropped",
+				slog.Int("events", n),
+				slog.Int("attempts", attempt),
+				slog.String("first_request_id", batch[0].RequestID),
+				slog.String("last_request_id", batch[n-1].RequestID),
+				slog.Any("err", err))
+			return fmt.Errorf("insert %d events after %d attempts: %w", n, attempt, err)
+		}
+		w.log.Warn("analytics insert failed; retrying",
+			slog.Int("events", n),
+			slog.Int("attempt", attempt),
+			slog.Duration("retry_in", backoff),
+			slog.Any("err", err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-w.ctx.Done():
+			t.Stop()
+		}
+		backoff = min(2*backoff, maxRetryBackoff)
+	}
+}

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"strings"
+
+	"github.com/tollgate/tollgate/engine/pii"
+	"github.com/tollgate/tollgate/engine/tokens"
+	"github.com/tollgate/tollgate/proxy/openai"
+)
+
+// DefaultMaxCompletion is the completion-token estimate for a request that
+// sets no max_tokens.
+const DefaultMaxCompletion = 4096
+
+// Builder builds policy inputs from chat requests. It is safe for
+// concurrent use.
+type Builder struct {
+	counter *tokens.Counter
+	scanner *pii.Scanner
+}
+
+// NewBuilder returns a Builder.
+func NewBuilder(counter *tokens.Counter, scanner *pii.Scanner) *Builder {
+	return &Builder{counter: counter, scanner: scanner}
+}
+
+// Segment is one piece of text the provider will see, with its findings.
+type Segment struct {
+	Message int
+	// Part is the index in an array content, -1 for a string content.
+	Part     int
+	Role     string
+	Findings []pii.Finding
+}
+
+// Scan holds the PII findings of a request, so that masking needs no
+// second scan.
+type Scan struct {
+	Segments []Segment
+}
+
+// Build returns the policy input for req and the PII scan behind it.
+func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) (*Input, *Scan) {
+	msgs := make([]tokens.Message, len(req.Messages))
+	scan := &Scan{}
+	findings := map[findingKey]int{}
+	var order []findingKey
+	code := false
+	for i, m := range req.Messages {
+		msgs[i] = tokens.Message{Role: m.Role, Name: m.Name, Content: m.Content.String()}
+		if !code && strings.Contains(msgs[i].Content, "```") {
+			code = true
+		}
+		b.scanText(scan, i, -1, m.Role, m.Content.Text, findings, &order)
+		for j, p := range m.Content.Parts {
+			if p.Type == "text" {
+				b.scanText(scan, i, j, m.Role, p.Text, findings, &order)
+			}
+		}
+	}
+	in := &Input{
+		Request:  info,
+		Identity: id,
+		Model:    ModelInfo{Requested: req.Model},
+		Params: Params{
+			MaxTokens:   req.MaxOutputTokens(),
+			Temperature: req.Temperature,
+			Tools:       len(req.Tools),
+			Messages:    len(req.Messages),
+		},
+	}
+	in.Request.Stream = req.Stream
+	in.Tokens.Prompt = b.counter.CountChat(req.Model, msgs)
+	in.Tokens.MaxCompletion = req.MaxOutputTokens()
+	if in.Tokens.MaxCompletion == 0 {
+		in.Tokens.MaxCompletion = DefaultMaxCompletion
+	}
+	in.Tokens.EstimatedTotal = in.Tokens.Prompt + in.Tokens.MaxCompletion
+
+	types := map[string]bool{}
+	for _, k := range order {
+		in.PII.Findings = append(in.PII.Findings, PIIFinding{Type: k.typ, Count: findings[k], Message: k.message, Role: req.Messages[k.message].Role})
+		if !types[k.typ] {
+			types[k.typ] = true
+			in.PII.Types = append(in.PII.Types, k.typ)
+		}
+	}
+	in.Complexity = Complexity{Turns: len(req.Messages), Code: code}
+	return in, scan
+}
+
+type findingKey struct {
+	typ     string
+	message int
+}
+
+func (b *Builder) scanText(scan *Scan, msg, part int, role, text string, counts map[findingKey]int, order *[]findingKey) {
+	if text == "" {
+		return
+	}
+	fs := b.scanner.Scan(text, nil)
+	if len(fs) == 0 {
+		return
+	}
+	scan.Segments = append(scan.Segments, Segment{Message: msg, Part: part, Role: role, Findings: fs})
+	for _, f := range fs {
+		k := findingKey{typ: f.Type, message: msg}
+		if counts[k] == 0 {
+			*order = append(*order, k)
+		}
+		counts[k]++
+	}
+}
+
+// MaskResult tells what masking did.
+type MaskResult struct {
+	// Masked counts replaced values.
+	Masked int
+	// Blocked lists the PII types whose action is block; the request must
+	// not be forwarded when it is not empty.
+	Blocked []string
+}
+
+// ApplyMask rewrites req in place following the decision's mask rules.
+// Until reversible placeholders and keyed hashes exist, the placeholder and
+// hash actions redact too: no value whose type has an action is ever
+// forwarded.
+func ApplyMask(req *openai.ChatRequest, scan *Scan, m Mask) MaskResult {
+	var res MaskResult
+	if scan == nil || len(m.Rules) == 0 {
+		return res
+	}
+	blocked := map[string]bool{}
+	replace := func(typ string) (string, bool) {
+		switch m.ActionFor(typ) {
+		case ActionRedact, ActionPlaceholder, ActionHash:
+			res.Masked++
+			return pii.RedactLabel(typ), true
+		case ActionBlock:
+			if !blocked[typ] {
+				blocked[typ] = true
+				res.Blocked = append(res.Blocked, typ)
+			}
+		}
+		return "", false
+	}
+	for _, s := range scan.Segments {
+		msg := &req.Messages[s.Message]
+		if s.Part >= 0 {
+			msg.Content.Parts[s.Part].Text = pii.Redact(msg.Content.Parts[s.Part].Text, s.Findings, replace)
+		} else {
+			msg.Content.Text = pii.Redact(msg.Content.Text, s.Findings, replace)
+		}
+	}
+	return res
+}

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Decision is what a policy returns and the gateway enforces. Fields the
+// policy leaves out take the defaults documented in policies/README.md.
+type Decision struct {
+	Allow  bool    `json:"allow"`
+	Deny   []Deny  `json:"deny"`
+	Route  *Route  `json:"route,omitempty"`
+	Mask   Mask    `json:"mask"`
+	Limits []Limit `json:"limits"`
+	Stream Stream  `json:"stream"`
+	Log    Log     `json:"log"`
+}
+
+// Deny is one reason to refuse the request.
+type Deny struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Status  int    `json:"status"`
+}
+
+// Route says where to send the request.
+type Route struct {
+	Targets   []Target `json:"targets"`
+	Fallbacks []Target `json:"fallbacks,omitempty"`
+	TimeoutMS int      `json:"timeout_ms,omitempty"`
+	Retries   int      `json:"retries,omitempty"`
+}
+
+// Target is a provider and a model.
+type Target struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Weight   int    `json:"weight,omitempty"`
+}
+
+// Mask says what to do with personal data.
+type Mask struct {
+	Rules    []MaskRule `json:"rules"`
+	Response bool       `json:"response"`
+}
+
+// MaskRule applies one action to some PII types.
+type MaskRule struct {
+	Types  []string `json:"types"`
+	Action string   `json:"action"`
+}
+
+// Mask actions.
+const (
+	ActionRedact      = "redact"
+	ActionPlaceholder = "placeholder"
+	ActionHash        = "hash"
+	ActionBlock       = "block"
+)
+
+// Limit is a quota the gateway enforces.
+type Limit struct {
+	Scope    string  `json:"scope"`
+	Window   string  `json:"window"`
+	Tokens   int64   `json:"tokens,omitempty"`
+	Requests int64   `json:"requests,omitempty"`
+	USD      float64 `json:"usd,omitempty"`
+}
+
+// Stream holds streaming options.
+type Stream struct {
+	Cutoff bool `json:"cutoff"`
+}
+
+// Log says what goes into the inference log.
+type Log struct {
+	StorePrompt bool              `json:"store_prompt"`
+	Tags        map[string]string `json:"tags,omitempty"`
+}
+
+// ActionFor returns the mask action for PII type typ, or "" for none.
+func (m Mask) ActionFor(typ string) string {
+	for _, r := range m.Rules {
+		for _, t := range r.Types {
+			if t == typ {
+				return r.Action
+			}
+		}
+	}
+	return ""
+}
+
+// ErrInvalidDecision marks a decision that does not match the contract.
+var ErrInvalidDecision = errors.New("invalid decision")
+
+// decodeDecision turns the policy's result into a Decision and validates it.
+func decodeDecision(v any) (Decision, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
+	}
+	var d Decision
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
+	}
+	if err := d.validate(); err != nil {
+		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
+	}
+	return d, nil
+}
+
+var validWindows = map[string]bool{"minute": true, "hour": true, "day": true, "month": true}
+
+var validActions = map[string]bool{ActionRedact: true, ActionPlaceholder: true, ActionHash: true, ActionBlock: true}
+
+// validate checks the contract and fills defaults. A decision that allows
+// and denies at once is a denial.
+func (d *Decision) validate() error {
+	var errs []error
+	for i := range d.Deny {
+		x := &d.Deny[i]
+		if x.Code == "" {
+			errs = append(errs, fmt.Errorf("deny[%d].code: empty", i))
+		}
+		if x.Status == 0 {
+			x.Status = 403
+		}
+		if x.Status < 400 || x.Status > 599 {
+			errs = append(errs, fmt.Errorf("deny[%d].status: %d is not an HTTP error status (want 400-599)", i, x.Status))
+		}
+		if x.Message == "" {
+			x.Message = "request denied by policy (" + x.Code + ")"
+		}
+	}
+	if len(d.Deny) > 0 {
+		d.Allow = false
+	}
+	if !d.Allow && len(d.Deny) == 0 {
+		d.Deny = []Deny{{Code: "denied", Message: "request denied by policy", Status: 403}}
+	}
+	if d.Route != nil {
+		for i, t := range append(append([]Target(nil), d.Route.Targets...), d.Route.Fallbacks...) {
+			if t.Provider == "" || t.Model == "" {
+				errs = append(errs, fmt.Errorf("route target %d: provider and model are required", i))
+			}
+			if t.Weight < 0 {
+				errs = append(errs, fmt.Errorf("route target %d: negative weight %d", i, t.Weight))
+			}
+		}
+	}
+	for i, r := range d.Mask.Rules {
+		if !validActions[r.Action] {
+			errs = append(errs, fmt.Errorf("mask.rules[%d].action: %q is not one of redact, placeholder, hash, block", i, r.Action))
+		}
+	}
+	for i, l := range d.Limits {
+		if l.Scope == "" {
+			errs = append(errs, fmt.Errorf("limits[%d].scope: empty", i))
+		}
+		if !validWindows[l.Window] {
+			errs = append(errs, fmt.Errorf("limits[%d].window: %q is not one of minute, hour, day, month", i, l.Window))
+		}
+		if l.Tokens < 0 || l.Requests < 0 || l.USD < 0 {
+			errs = append(errs, fmt.Errorf("limits[%d]: negative amount", i))
+		}
+		if l.Tokens == 0 && l.Requests == 0 && l.USD == 0 {
+			errs = append(errs, fmt.Errorf("limits[%d]: no amount; set tokens, requests or usd", i))
+		}
+	}
+	return errors.Join(errs...)
+}

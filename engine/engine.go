@@ -1,0 +1,149 @@
+// Package engine turns a request into the policy input, evaluates the
+// policy bundle on an embedded OPA engine and returns a typed Decision.
+//
+// A bundle is compiled into a Policy once (prepared query), smoke-evaluated,
+// and only then made current; requests take the current Policy at their start
+// and finish on it, so a swap never mixes revisions within a request.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/tollgate/tollgate/bundles"
+)
+
+// DefaultEntrypoint is the rule the gateway evaluates.
+const DefaultEntrypoint = "data.tollgate.main.decision"
+
+// Config is the policy section of the configuration.
+type Config struct {
+	// Bundle is a directory holding the policy library; empty means the
+	// library embedded in the binary.
+	Bundle string `yaml:"bundle"`
+	// Entrypoint is the rule whose value is the decision.
+	Entrypoint string `yaml:"entrypoint"`
+}
+
+// Validate reports configuration problems.
+func (c *Config) Validate() error {
+	if c.Entrypoint == "" {
+		return nil
+	}
+	if _, err := ast.ParseRef(c.Entrypoint); err != nil || !strings.HasPrefix(c.Entrypoint, "data.") {
+		return fmt.Errorf("policy.entrypoint: %q is not a rule reference (want e.g. %q)", c.Entrypoint, DefaultEntrypoint)
+	}
+	return nil
+}
+
+// Engine holds the current policy.
+type Engine struct {
+	entrypoint string
+	log        *slog.Logger
+	current    atomic.Pointer[Policy]
+}
+
+// New returns an engine with no policy loaded; it denies until Activate.
+func New(cfg Config, log *slog.Logger) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	entry := cfg.Entrypoint
+	if entry == "" {
+		entry = DefaultEntrypoint
+	}
+	return &Engine{entrypoint: entry, log: log}, nil
+}
+
+// Policy is a compiled bundle, ready to evaluate.
+type Policy struct {
+	// Revision identifies the bundle that made every decision of this policy.
+	Revision string
+	// Prices is the bundle's price book.
+	Prices *PriceBook
+	query  rego.PreparedEvalQuery
+}
+
+// Compile prepares b for evaluation and smoke-evaluates it on a sample input;
+// the result is not yet current (see Activate).
+func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error) {
+	opts := []func(*rego.Rego){
+		rego.Query(e.entrypoint),
+		rego.Store(inmem.NewFromObject(b.Data)),
+		rego.SetRegoVersion(ast.RegoV1),
+	}
+	for _, m := range b.Modules {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	q, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile bundle %s: %w", b.Source, err)
+	}
+	prices, err := newPriceBook(b.Data)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
+	}
+	p := &Policy{Revision: b.Revision, Prices: prices, query: q}
+	if _, err := p.Eval(ctx, smokeInput()); err != nil {
+		return nil, fmt.Errorf("bundle %s: smoke evaluation: %w", b.Source, err)
+	}
+	return p, nil
+}
+
+// Activate makes p the policy of every request that starts from now on.
+func (e *Engine) Activate(p *Policy) {
+	old := e.current.Swap(p)
+	if e.log != nil {
+		attrs := []any{"revision", p.Revision}
+		if old != nil {
+			attrs = append(attrs, "previous_revision", old.Revision)
+		}
+		e.log.Info("policy activated", attrs...)
+	}
+}
+
+// Load compiles b and activates it.
+func (e *Engine) Load(ctx context.Context, b *bundles.Bundle) error {
+	p, err := e.Compile(ctx, b)
+	if err != nil {
+		return err
+	}
+	e.Activate(p)
+	return nil
+}
+
+// Current returns the active policy, or nil when none was ever loaded.
+func (e *Engine) Current() *Policy { return e.current.Load() }
+
+// ErrUndefined is returned when the entrypoint is undefined for an input.
+var ErrUndefined = errors.New("policy decision is undefined")
+
+// Eval evaluates the policy on in.
+func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
+	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(in.Value()))
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluate policy: %w", err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return Decision{}, ErrUndefined
+	}
+	return decodeDecision(rs[0].Expressions[0].Value)
+}
+
+func smokeInput() *Input {
+	return &Input{
+		Request:  RequestInfo{ID: "smoke", Path: "/v1/chat/completions", ReceivedAt: time.Unix(0, 0)},
+		Identity: Identity{Subject: "smoke", Kind: "service", Auth: "api_key", KeyID: "k_smoke", Roles: []string{}},
+		Model:    ModelInfo{Requested: "smoke"},
+		Tokens:   Tokens{Prompt: 1, MaxCompletion: 1, EstimatedTotal: 2},
+	}
+}

@@ -1,0 +1,510 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tollgate/tollgate/analytics"
+	"github.com/tollgate/tollgate/engine"
+	"github.com/tollgate/tollgate/proxy/auth"
+	"github.com/tollgate/tollgate/proxy/openai"
+	"github.com/tollgate/tollgate/proxy/provider"
+	"github.com/tollgate/tollgate/proxy/quota"
+	"github.com/tollgate/tollgate/proxy/sse"
+)
+
+// maxUpstreamBody bounds a non-streaming upstream answer.
+const maxUpstreamBody = 32 << 20
+
+// call is the state of one chat request, gathered for its log event.
+type call struct {
+	ev          analytics.Event
+	start       time.Time
+	reservation *quota.Reservation
+	settled     bool
+}
+
+// chatCompletions serves POST /v1/chat/completions. Whatever happens, the
+// request leaves exactly one inference-log event.
+func (s *Server) chatCompletions(c echo.Context) error {
+	r := c.Request()
+	st := &call{start: s.now()}
+	rid := requestID(r.Header.Get(echo.HeaderXRequestID))
+	c.Response().Header().Set(echo.HeaderXRequestID, rid)
+	st.ev = analytics.Event{
+		RequestID: rid,
+		Time:      st.start,
+		Path:      r.URL.Path,
+		ClientIP:  c.RealIP(),
+	}
+	err := s.serveChat(c, st)
+	if st.reservation != nil && !st.settled {
+		// The request ended before reconciliation: nothing was delivered.
+		if rerr := s.deps.Limiter.Refund(context.WithoutCancel(r.Context()), st.reservation); rerr != nil {
+			s.deps.Log.Warn("quota refund", "request_id", rid, "err", rerr)
+		}
+	}
+	var ae *APIError
+	if err != nil {
+		if !errors.As(err, &ae) {
+			s.deps.Log.Error("chat request", "request_id", rid, "err", err)
+			ae = apiError(http.StatusInternalServerError, "internal_error", "internal error; the gateway logged the details under this request's id")
+		}
+		if !c.Response().Committed {
+			writeAPIError(c, ae)
+		}
+		if st.ev.Error == "" {
+			st.ev.Error = ae.Code
+		}
+	}
+	st.ev.Status = c.Response().Status
+	if ae != nil && !c.Response().Committed {
+		st.ev.Status = ae.Status
+	}
+	end := s.now()
+	st.ev.LatencyMS = float64(end.Sub(st.start).Microseconds()) / 1000
+	s.metrics.requests.WithLabelValues(strconv.Itoa(st.ev.Status)).Inc()
+	s.metrics.duration.WithLabelValues(strconv.FormatBool(st.ev.Stream)).Observe(end.Sub(st.start).Seconds())
+	s.deps.Events.Enqueue(st.ev)
+	return nil
+}
+
+func (s *Server) serveChat(c echo.Context, st *call) error {
+	r := c.Request()
+	ctx := r.Context()
+
+	key := auth.FromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
+	id, err := s.deps.Keys.Verify(key)
+	if err != nil {
+		return errUnauthenticated
+	}
+	st.ev.Subject, st.ev.KeyID, st.ev.Team, st.ev.Org, st.ev.Kind = id.Subject, id.KeyID, id.Team, id.Org, id.Kind
+
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := openai.ParseChatRequest(body)
+	if err != nil {
+		var re *openai.RequestError
+		if errors.As(err, &re) {
+			ae := apiError(http.StatusBadRequest, "invalid_request", re.Message)
+			ae.Param = re.Param
+			return ae
+		}
+		return err
+	}
+	st.ev.ModelRequested = req.Model
+	st.ev.Stream = req.Stream
+
+	policy := s.deps.Engine.Current()
+	if policy == nil {
+		s.metrics.decisions.WithLabelValues("error").Inc()
+		return apiError(http.StatusServiceUnavailable, "policy_not_ready", "the gateway has not loaded a policy bundle yet; retry shortly")
+	}
+	st.ev.BundleRevision = policy.Revision
+	in, scan := s.deps.Builder.Build(req, engine.RequestInfo{
+		ID: st.ev.RequestID, Path: r.URL.Path, ReceivedAt: st.start, ClientIP: st.ev.ClientIP,
+	}, id)
+	st.ev.PromptTokensEstimated = int64(in.Tokens.Prompt)
+	st.ev.PIITypes = in.PII.Types
+	for _, f := range in.PII.Findings {
+		st.ev.PIICount += f.Count
+	}
+	evalStart := time.Now()
+	d, err := policy.Eval(ctx, in)
+	s.metrics.policyEval.Observe(time.Since(evalStart).Seconds())
+	if err != nil {
+		s.metrics.decisions.WithLabelValues("error").Inc()
+		s.deps.Log.Error("policy evaluation", "request_id", st.ev.RequestID, "bundle_revision", policy.Revision, "err", err)
+		return apiError(http.StatusInternalServerError, "policy_error", "the policy could not decide on this request, so it is denied; the gateway logged the reason")
+	}
+	if !d.Allow {
+		s.metrics.decisions.WithLabelValues("deny").Inc()
+		first := d.Deny[0]
+		st.ev.DenyCode = first.Code
+		return apiError(first.Status, first.Code, first.Message)
+	}
+	s.metrics.decisions.WithLabelValues("allow").Inc()
+	st.ev.Allowed = true
+
+	target, up, err := s.route(req.Model, d.Route)
+	if err != nil {
+		return err
+	}
+	st.ev.ModelRouted, st.ev.Provider = target.Model, up.Name()
+
+	if m := engine.ApplyMask(req, scan, d.Mask); len(m.Blocked) > 0 {
+		st.ev.Allowed = false
+		st.ev.DenyCode = "pii_blocked"
+		return apiError(http.StatusBadRequest, "pii_blocked", fmt.Sprintf("the request contains %s, which policy forbids sending to a model; remove it and retry", strings.Join(m.Blocked, ", ")))
+	}
+
+	if err := s.reserve(c, st, policy, d.Limits, in, target.Model); err != nil {
+		return err
+	}
+
+	req.Model = target.Model
+	clientUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	if req.Stream {
+		// Always ask for usage so that the charge is the provider's count.
+		req.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+	}
+	st.ev.Attempts = 1
+	if req.Stream {
+		return s.relayStream(c, st, policy, up, req, clientUsage)
+	}
+	return s.relayJSON(c, st, policy, up, req)
+}
+
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	tooLarge := apiError(http.StatusRequestEntityTooLarge, "request_too_large",
+		fmt.Sprintf("request body is larger than the gateway's limit of %d bytes; shorten the prompt or raise server.max_body_bytes", s.cfg.MaxBodyBytes))
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, apiError(http.StatusBadRequest, "invalid_request", "could not read the request body: "+err.Error())
+	}
+	return body, nil
+}
+
+// route picks the upstream: the decision's targets by weight, else the
+// first upstream that serves the requested model.
+func (s *Server) route(model string, rt *engine.Route) (engine.Target, Upstream, error) {
+	if rt != nil && len(rt.Targets) > 0 {
+		t := pickWeighted(rt.Targets)
+		up, ok := s.upstreams[t.Provider]
+		if !ok {
+			return t, nil, apiError(http.StatusInternalServerError, "route_invalid", fmt.Sprintf("the policy routed to provider %q, which this gateway does not configure", t.Provider))
+		}
+		return t, up, nil
+	}
+	names := s.deps.Models[model]
+	if len(names) == 0 {
+		return engine.Target{}, nil, apiError(http.StatusNotFound, "model_not_found", fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the models you can use", model))
+	}
+	return engine.Target{Provider: names[0], Model: model}, s.upstreams[names[0]], nil
+}
+
+func pickWeighted(ts []engine.Target) engine.Target {
+	total := 0
+	for _, t := range ts {
+		total += t.Weight
+	}
+	if total <= 0 {
+		return ts[0]
+	}
+	n := mrand.IntN(total)
+	for _, t := range ts {
+		if n < t.Weight {
+			return t
+		}
+		n -= t.Weight
+	}
+	return ts[len(ts)-1]
+}
+
+// reserve charges the upper bound of the request against every limit.
+func (s *Server) reserve(c echo.Context, st *call, p *engine.Policy, limits []engine.Limit, in *engine.Input, model string) error {
+	if len(limits) == 0 {
+		return nil
+	}
+	ql := make([]quota.Limit, len(limits))
+	for i, l := range limits {
+		ql[i] = quota.Limit{Scope: l.Scope, Window: quota.Window(l.Window), Tokens: l.Tokens, Requests: l.Requests, USDMicros: int64(math.Round(l.USD * 1e6))}
+	}
+	cost, _ := p.Prices.CostMicros(model, st.start, engine.Usage{PromptTokens: int64(in.Tokens.Prompt), CompletionTokens: int64(in.Tokens.MaxCompletion)})
+	amt := quota.Amount{Tokens: int64(in.Tokens.EstimatedTotal), Requests: 1, USDMicros: cost}
+	res, err := s.deps.Limiter.Reserve(c.Request().Context(), st.start, ql, amt)
+	h := c.Response().Header()
+	var ee *quota.ExceededError
+	switch {
+	case errors.As(err, &ee):
+		st.ev.DenyCode = "rate_limited"
+		st.ev.Allowed = false
+		retry := int(ee.RetryAfter().Seconds())
+		ae := apiError(http.StatusTooManyRequests, "rate_limit_exceeded", fmt.Sprintf("%s limit of %s per %s reached (%d of %d used; this request needs up to %d); retry after %ds, lower max_tokens, or ask for a higher limit",
+			ee.Dimension, ee.Limit.Scope, ee.Limit.Window, ee.Used, ee.Limit.Max(ee.Dimension), ee.Requested, retry))
+		ae.Header = http.Header{}
+		ae.Header.Set("Retry-After", strconv.Itoa(retry))
+		if ee.Dimension == "tokens" || ee.Dimension == "requests" {
+			ae.Header.Set("X-Ratelimit-Limit-"+ee.Dimension, strconv.FormatInt(ee.Limit.Max(ee.Dimension), 10))
+			ae.Header.Set("X-Ratelimit-Remaining-"+ee.Dimension, strconv.FormatInt(ee.Remaining, 10))
+			ae.Header.Set("X-Ratelimit-Reset-"+ee.Dimension, resetString(ee.ResetAt.Sub(st.start)))
+		}
+		return ae
+	case errors.Is(err, quota.ErrUnavailable):
+		return apiError(http.StatusServiceUnavailable, "quota_unavailable", "the quota store is unavailable and the gateway is configured to fail closed; retry shortly")
+	case err != nil:
+		return fmt.Errorf("quota reserve: %w", err)
+	}
+	st.reservation = res
+	for _, dim := range []string{"tokens", "requests"} {
+		if ss, ok := res.Tightest(dim); ok {
+			h.Set("X-Ratelimit-Limit-"+dim, strconv.FormatInt(ss.Limit.Max(dim), 10))
+			h.Set("X-Ratelimit-Remaining-"+dim, strconv.FormatInt(ss.Remaining, 10))
+			h.Set("X-Ratelimit-Reset-"+dim, resetString(ss.ResetAt.Sub(st.start)))
+		}
+	}
+	return nil
+}
+
+// resetString formats a reset delay the way OpenAI does ("1s", "6m0s").
+func resetString(d time.Duration) string {
+	if d < time.Second {
+		d = time.Second
+	}
+	return d.Round(time.Second).String()
+}
+
+// settle reconciles the reservation with real usage and records tokens and
+// cost on the event.
+func (s *Server) settle(ctx context.Context, st *call, p *engine.Policy, u engine.Usage) {
+	cost, _ := p.Prices.CostMicros(st.ev.ModelRouted, st.start, u)
+	st.ev.PromptTokens, st.ev.CompletionTokens, st.ev.CachedTokens = u.PromptTokens, u.CompletionTokens, u.CachedTokens
+	st.ev.CostMicros = cost
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(u.PromptTokens))
+	s.metrics.tokens.WithLabelValues("completion").Add(float64(u.CompletionTokens))
+	s.metrics.costMicros.Add(float64(cost))
+	if st.reservation == nil {
+		st.settled = true
+		return
+	}
+	err := s.deps.Limiter.Reconcile(context.WithoutCancel(ctx), st.reservation, quota.Amount{
+		Tokens: u.PromptTokens + u.CompletionTokens, Requests: 1, USDMicros: cost,
+	})
+	st.settled = true
+	if err != nil {
+		s.deps.Log.Warn("quota reconcile", "request_id", st.ev.RequestID, "err", err)
+	}
+}
+
+// upstreamFailure turns a failed upstream call into the client's error.
+func (s *Server) upstreamFailure(ctx context.Context, st *call, up Upstream, err error) error {
+	var ue *provider.UpstreamError
+	if errors.As(err, &ue) {
+		s.metrics.upstream.WithLabelValues(up.Name(), strconv.Itoa(ue.Status)).Inc()
+		st.ev.Error = "upstream_" + strconv.Itoa(ue.Status)
+		ae := &APIError{Status: ue.Status, Type: ue.Body.Error.Type, Code: ue.Body.Error.Code, Message: ue.Body.Error.Message}
+		if ae.Type == "" {
+			ae.Type = typeFor(ue.Status)
+		}
+		if ae.Code == "" {
+			ae.Code = "upstream_error"
+		}
+		if ue.RetryAfter != "" {
+			ae.Header = http.Header{"Retry-After": []string{ue.RetryAfter}}
+		}
+		return ae
+	}
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		s.metrics.upstream.WithLabelValues(up.Name(), "timeout").Inc()
+		return apiError(http.StatusGatewayTimeout, "upstream_timeout", fmt.Sprintf("provider %s did not answer within %s; retry later", up.Name(), up.Timeout()))
+	}
+	if errors.Is(err, context.Canceled) {
+		s.metrics.upstream.WithLabelValues(up.Name(), "client_gone").Inc()
+		return apiError(499, "client_closed_request", "the client closed the request")
+	}
+	s.metrics.upstream.WithLabelValues(up.Name(), "error").Inc()
+	s.deps.Log.Warn("upstream call", "request_id", st.ev.RequestID, "provider", up.Name(), "err", err)
+	return apiError(http.StatusBadGateway, "upstream_unavailable", fmt.Sprintf("provider %s could not be reached; retry later", up.Name()))
+}
+
+func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, up Upstream, req *openai.ChatRequest) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), up.Timeout())
+	defer cancel()
+	resp, err := up.Send(ctx, req)
+	if err != nil {
+		return s.upstreamFailure(ctx, st, up, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
+	if err != nil {
+		return s.upstreamFailure(ctx, st, up, err)
+	}
+	var out struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+		Usage *openai.Usage `json:"usage"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		s.metrics.upstream.WithLabelValues(up.Name(), "bad_response").Inc()
+		return apiError(http.StatusBadGateway, "upstream_bad_response", fmt.Sprintf("provider %s answered with a body that is not a chat completion", up.Name()))
+	}
+	s.metrics.upstream.WithLabelValues(up.Name(), "ok").Inc()
+	st.ev.TTFTMS = float64(s.now().Sub(st.start).Microseconds()) / 1000
+	u := engine.Usage{PromptTokens: st.ev.PromptTokensEstimated}
+	if out.Usage != nil {
+		u = usageOf(out.Usage)
+	} else {
+		for _, ch := range out.Choices {
+			u.CompletionTokens += int64(s.deps.Counter.Count(req.Model, ch.Message.Content))
+		}
+	}
+	s.settle(c.Request().Context(), st, p, u)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, raw)
+}
+
+func usageOf(u *openai.Usage) engine.Usage {
+	x := engine.Usage{PromptTokens: int64(u.PromptTokens), CompletionTokens: int64(u.CompletionTokens)}
+	if u.PromptTokensDetails != nil {
+		x.CachedTokens = int64(u.PromptTokensDetails.CachedTokens)
+	}
+	return x
+}
+
+// streamChunk is the part of a chunk the relay reads.
+type streamChunk struct {
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+	} `json:"choices"`
+	Usage *openai.Usage `json:"usage"`
+}
+
+// relayStream relays the upstream's SSE stream event by event, flushing each
+// one, and charges what was delivered.
+func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upstream, req *openai.ChatRequest, clientUsage bool) error {
+	rctx := c.Request().Context()
+	ctx, cancel := context.WithCancel(rctx)
+	defer cancel()
+	// The timeout bounds the wait for the response headers only.
+	timer := time.AfterFunc(up.Timeout(), cancel)
+	resp, err := up.Send(ctx, req)
+	stopped := timer.Stop()
+	if err != nil {
+		if !stopped && rctx.Err() == nil {
+			err = context.DeadlineExceeded
+		}
+		return s.upstreamFailure(ctx, st, up, err)
+	}
+	defer resp.Body.Close()
+	s.metrics.upstream.WithLabelValues(up.Name(), "ok").Inc()
+	s.metrics.streamsActive.Inc()
+	defer s.metrics.streamsActive.Dec()
+
+	w := c.Response()
+	h := w.Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
+
+	var delivered strings.Builder
+	var usage *openai.Usage
+	clientGone := false
+	upstreamBroke := false
+	rd := sse.NewReader(resp.Body)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				upstreamBroke = rctx.Err() == nil
+				clientGone = rctx.Err() != nil
+			} else {
+				upstreamBroke = true // EOF without [DONE]
+			}
+			break
+		}
+		if len(ev.Data) == 0 {
+			continue
+		}
+		if string(ev.Data) == "[DONE]" {
+			if err := sse.WriteDone(w); err != nil {
+				clientGone = true
+			}
+			w.Flush()
+			break
+		}
+		var ch streamChunk
+		if json.Unmarshal(ev.Data, &ch) == nil {
+			if ch.Usage != nil {
+				usage = ch.Usage
+			}
+			for _, x := range ch.Choices {
+				if x.Delta.Content != "" && st.ev.TTFTMS == 0 {
+					st.ev.TTFTMS = float64(s.now().Sub(st.start).Microseconds()) / 1000
+				}
+				delivered.WriteString(x.Delta.Content)
+			}
+			if ch.Usage != nil && len(ch.Choices) == 0 && !clientUsage {
+				continue // the client did not ask for the usage chunk
+			}
+		}
+		if err := sse.WriteData(w, ev.Data); err != nil {
+			clientGone = true
+			break
+		}
+		w.Flush()
+	}
+	u := engine.Usage{PromptTokens: st.ev.PromptTokensEstimated}
+	switch {
+	case usage != nil && !clientGone:
+		u = usageOf(usage)
+	default:
+		// Charge what was delivered: the tokenizer's count of the text.
+		if usage != nil {
+			u.PromptTokens = int64(usage.PromptTokens)
+		}
+		u.CompletionTokens = int64(s.deps.Counter.Count(req.Model, delivered.String()))
+	}
+	if upstreamBroke && !clientGone {
+		st.ev.Error = "upstream_stream_broken"
+		data, _ := json.Marshal(openai.ErrorResponse{Error: openai.ErrorDetail{
+			Message: fmt.Sprintf("provider %s ended the stream early; the answer is incomplete", up.Name()),
+			Type:    "api_error", Code: "upstream_stream_broken",
+		}})
+		_ = sse.WriteData(w, data)
+		w.Flush()
+	}
+	if clientGone {
+		st.ev.Error = "client_disconnected"
+	}
+	s.settle(rctx, st, p, u)
+	return nil
+}
+
+// requestID keeps a caller's request id when it is short and printable,
+// else makes one.
+func requestID(given string) string {
+	if n := len(given); n > 0 && n <= 128 {
+		ok := true
+		for i := 0; i < n; i++ {
+			if b := given[i]; b < 0x21 || b > 0x7e {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return given
+		}
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	policyEval    prometheus.Histogram
+	decisions     *prometheus.CounterVec
+	tokens        *prometheus.CounterVec
+	upstream      *prometheus.CounterVec
+	costMicros    prometheus.Counter
+	streamsActive prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_http_requests_total", Help: "Chat requests by status code.",
+		}, []string{"code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tollgate_http_request_duration_seconds", Help: "Time from request to last byte.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+		}, []string{"stream"}),
+		policyEval: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tollgate_policy_eval_duration_seconds", Help: "Policy evaluation time.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 2, 16),
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_policy_decisions_total", Help: "Policy decisions by result (allow, deny, error).",
+		}, []string{"result"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_tokens_total", Help: "Tokens by kind (prompt, completion).",
+		}, []string{"kind"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_upstream_requests_total", Help: "Upstream calls by provider and outcome.",
+		}, []string{"provider", "outcome"}),
+		costMicros: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_cost_usd_micros_total", Help: "Cost of served requests in USD micro-dollars.",
+		}),
+		streamsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_streams_active", Help: "Streams being relayed now.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.policyEval, m.decisions, m.tokens, m.upstream, m.costMicros, m.streamsActive} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

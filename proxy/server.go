@@ -1,0 +1,258 @@
+// Package proxy is Tollgate's HTTP front: an Echo server that authenticates
+// callers, asks the policy engine for a decision, enforces it (deny, mask,
+// quota, route) and relays the provider's answer, streaming included.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tollgate/tollgate/analytics"
+	"github.com/tollgate/tollgate/engine"
+	"github.com/tollgate/tollgate/engine/tokens"
+	"github.com/tollgate/tollgate/proxy/auth"
+	"github.com/tollgate/tollgate/proxy/openai"
+	"github.com/tollgate/tollgate/proxy/quota"
+)
+
+// Config is the server section of the configuration.
+type Config struct {
+	Listen            string `yaml:"listen"`
+	MaxBodyBytes      int64  `yaml:"max_body_bytes"`
+	ReadHeaderTimeout string `yaml:"read_header_timeout"`
+	ReadTimeout       string `yaml:"read_timeout"`
+	IdleTimeout       string `yaml:"idle_timeout"`
+	ShutdownTimeout   string `yaml:"shutdown_timeout"`
+	// TrustForwardedFor takes the client IP from X-Forwarded-For.
+	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+}
+
+// Defaults fills empty fields.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+	if c.ReadHeaderTimeout == "" {
+		c.ReadHeaderTimeout = "10s"
+	}
+	if c.ReadTimeout == "" {
+		c.ReadTimeout = "60s"
+	}
+	if c.IdleTimeout == "" {
+		c.IdleTimeout = "120s"
+	}
+	if c.ShutdownTimeout == "" {
+		c.ShutdownTimeout = "30s"
+	}
+}
+
+// Validate reports every problem.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("server.listen: %q is not host:port (want e.g. 127.0.0.1:8080)", c.Listen))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("server.max_body_bytes: %d is too small (want at least 1024)", c.MaxBodyBytes))
+	}
+	for _, d := range []struct{ name, v string }{
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
+		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+	} {
+		if x, err := time.ParseDuration(d.v); err != nil || x <= 0 {
+			errs = append(errs, fmt.Errorf("server.%s: %q is not a positive duration (want e.g. \"30s\")", d.name, d.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func mustDuration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
+
+// Upstream is a provider adapter as the proxy uses it.
+type Upstream interface {
+	Name() string
+	Timeout() time.Duration
+	Send(ctx context.Context, req *openai.ChatRequest) (*http.Response, error)
+}
+
+// Limiter reserves and reconciles quota.
+type Limiter interface {
+	Reserve(ctx context.Context, now time.Time, limits []quota.Limit, amt quota.Amount) (*quota.Reservation, error)
+	Reconcile(ctx context.Context, r *quota.Reservation, actual quota.Amount) error
+	Refund(ctx context.Context, r *quota.Reservation) error
+}
+
+// EventSink receives one inference-log event per request; it must not block.
+type EventSink interface {
+	Enqueue(analytics.Event)
+}
+
+// Deps are the parts the server is wired from.
+type Deps struct {
+	Engine    *engine.Engine
+	Builder   *engine.Builder
+	Counter   *tokens.Counter
+	Keys      *auth.Keys
+	Limiter   Limiter
+	Events    EventSink
+	Upstreams []Upstream
+	// Models maps a model name to the upstreams that serve it, in order.
+	Models   map[string][]string
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the gateway's HTTP server.
+type Server struct {
+	cfg       Config
+	deps      Deps
+	e         *echo.Echo
+	upstreams map[string]Upstream
+	models    []string
+	metrics   *metrics
+	now       func() time.Time
+}
+
+// New validates cfg and wires the server.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Engine == nil || deps.Builder == nil || deps.Keys == nil || deps.Limiter == nil || deps.Events == nil || deps.Counter == nil {
+		return nil, errors.New("proxy: engine, builder, counter, keys, limiter and events are required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, deps: deps, upstreams: map[string]Upstream{}, now: deps.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, u := range deps.Upstreams {
+		s.upstreams[u.Name()] = u
+	}
+	for m, names := range deps.Models {
+		for _, n := range names {
+			if _, ok := s.upstreams[n]; !ok {
+				return nil, fmt.Errorf("proxy: model %q names unknown upstream %q", m, n)
+			}
+		}
+		s.models = append(s.models, m)
+	}
+	sort.Strings(s.models)
+	var err error
+	if s.metrics, err = newMetrics(deps.Registry); err != nil {
+		return nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(deps.Log)
+	e.IPExtractor = echo.ExtractIPDirect()
+	if cfg.TrustForwardedFor {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	}
+	e.POST("/v1/chat/completions", s.chatCompletions)
+	e.GET("/v1/models", s.listModels, s.authenticate)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	s.e = e
+	return s, nil
+}
+
+// Handler returns the HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// HTTPServer returns an http.Server for the handler with the configured
+// timeouts. No write timeout is set: streams last as long as the model
+// writes; the upstream timeout bounds the wait for it.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Addr:              s.cfg.Listen,
+		Handler:           s.e,
+		ReadHeaderTimeout: mustDuration(s.cfg.ReadHeaderTimeout),
+		ReadTimeout:       mustDuration(s.cfg.ReadTimeout),
+		IdleTimeout:       mustDuration(s.cfg.IdleTimeout),
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Serve serves on l until ctx is done, then shuts down gracefully, letting
+// in-flight requests (streams included) finish within the shutdown timeout.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := s.HTTPServer()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mustDuration(s.cfg.ShutdownTimeout))
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	p := s.deps.Engine.Current()
+	if p == nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": "no policy bundle loaded"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "bundle_revision": p.Revision})
+}
+
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if _, err := s.deps.Keys.Verify(auth.FromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))); err != nil {
+			return errUnauthenticated
+		}
+		return next(c)
+	}
+}
+
+var errUnauthenticated = apiError(http.StatusUnauthorized, "invalid_api_key", "invalid or missing API key; send it as 'Authorization: Bearer <key>'")
+
+func (s *Server) listModels(c echo.Context) error {
+	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(s.models))}
+	for _, m := range s.models {
+		owner := ""
+		if ups := s.deps.Models[m]; len(ups) > 0 {
+			owner = ups[0]
+		}
+		list.Data = append(list.Data, openai.Model{ID: m, Object: "model", OwnedBy: owner})
+	}
+	return c.JSON(http.StatusOK, list)
+}
