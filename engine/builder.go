@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/tollgate/tollgate/engine/pii"
@@ -85,6 +86,7 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 			in.PII.Types = append(in.PII.Types, k.typ)
 		}
 	}
+	sort.Strings(in.PII.Types)
 	in.Complexity = Complexity{Turns: len(req.Messages), Code: code}
 	return in, scan
 }

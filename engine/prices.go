@@ -17,7 +17,7 @@ type PriceBook struct {
 // price is one dated entry, in nano-dollars per token (= milli-dollars per
 // million tokens), so that costs are exact integers.
 type price struct {
-	effective            time.Time
+	effective             time.Time
 	input, cached, output int64
 }
 

@@ -50,6 +50,9 @@ func (s *Server) chatCompletions(c echo.Context) error {
 		Path:      r.URL.Path,
 		ClientIP:  c.RealIP(),
 	}
+	if p := s.deps.Engine.Current(); p != nil {
+		st.ev.BundleRevision = p.Revision
+	}
 	err := s.serveChat(c, st)
 	if st.reservation != nil && !st.settled {
 		// The request ended before reconciliation: nothing was delivered.
@@ -109,6 +112,10 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	}
 	st.ev.ModelRequested = req.Model
 	st.ev.Stream = req.Stream
+
+	if len(s.deps.Models[req.Model]) == 0 {
+		return apiError(http.StatusNotFound, "model_not_found", fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the models you can use", req.Model))
+	}
 
 	policy := s.deps.Engine.Current()
 	if policy == nil {
