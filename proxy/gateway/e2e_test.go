@@ -51,7 +51,7 @@ func newTestKey(t *testing.T, team string, roles ...string) testKey {
 
 // bundleWithData copies the default policy library into a folder and adds
 // one more data file, so a test can set e.g. a key's token limit.
-func bundleWithData(t *testing.T, relPath string, data any) string {
+func bundleWithData(t testing.TB, relPath string, data any) string {
 	t.Helper()
 	dir := t.TempDir()
 	err := fs.WalkDir(policies.FS, ".", func(p string, d fs.DirEntry, err error) error {
@@ -103,7 +103,7 @@ func (g *e2e) stop(t *testing.T) {
 	}
 }
 
-func startGateway(t *testing.T, cfg *Config, simSrv *sim.Server) *e2e {
+func startGateway(t testing.TB, cfg *Config, simSrv *sim.Server) *e2e {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func startGateway(t *testing.T, cfg *Config, simSrv *sim.Server) *e2e {
 	return e
 }
 
-func startSim(t *testing.T) (*sim.Server, string) {
+func startSim(t testing.TB) (*sim.Server, string) {
 	t.Helper()
 	counter, err := tokens.New()
 	if err != nil {
