@@ -362,7 +362,6 @@ func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, up Upstre
 		return apiError(http.StatusBadGateway, "upstream_bad_response", fmt.Sprintf("provider %s answered with a body that is not a chat completion", up.Name()))
 	}
 	s.metrics.upstream.WithLabelValues(up.Name(), "ok").Inc()
-	st.ev.TTFTMS = float64(s.now().Sub(st.start).Microseconds()) / 1000
 	u := engine.Usage{PromptTokens: st.ev.PromptTokensEstimated}
 	if out.Usage != nil {
 		u = usageOf(out.Usage)
@@ -399,17 +398,23 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	rctx := c.Request().Context()
 	ctx, cancel := context.WithCancel(rctx)
 	defer cancel()
-	// The timeout bounds the wait for the response headers only.
+	// The timeout bounds the wait for the first event, as provider.Config
+	// documents: an upstream that sends its headers and then stalls must not
+	// hold the client (and its reservation) forever.
 	timer := time.AfterFunc(up.Timeout(), cancel)
 	resp, err := up.Send(ctx, req)
-	stopped := timer.Stop()
 	if err != nil {
-		if !stopped && rctx.Err() == nil {
+		if !timer.Stop() && rctx.Err() == nil {
 			err = context.DeadlineExceeded
 		}
 		return s.upstreamFailure(ctx, st, up, err)
 	}
 	defer resp.Body.Close()
+	rd := sse.NewReader(resp.Body)
+	first, firstErr := rd.Next()
+	if !timer.Stop() && rctx.Err() == nil {
+		return s.upstreamFailure(ctx, st, up, context.DeadlineExceeded)
+	}
 	s.metrics.upstream.WithLabelValues(up.Name(), "ok").Inc()
 	s.metrics.streamsActive.Inc()
 	defer s.metrics.streamsActive.Dec()
@@ -426,9 +431,11 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	var usage *openai.Usage
 	clientGone := false
 	upstreamBroke := false
-	rd := sse.NewReader(resp.Body)
-	for {
-		ev, err := rd.Next()
+	for pending := true; ; pending = false {
+		ev, err := first, firstErr
+		if !pending {
+			ev, err = rd.Next()
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				upstreamBroke = rctx.Err() == nil
