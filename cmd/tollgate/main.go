@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/engine/tokens"
 	"github.com/tollgate/tollgate/proxy/auth"
@@ -248,19 +250,40 @@ func keys(args []string, stdout, stderr io.Writer) error {
 	if err := (&auth.Config{APIKeys: []auth.KeyConfig{entry}}).Validate(); err != nil {
 		return err
 	}
+	// Encode rather than paste the values: flag values such as "null",
+	// "#ops" or "[acme]" must read back as the same strings.
+	var yb strings.Builder
+	enc := yaml.NewEncoder(&yb)
+	enc.SetIndent(2)
+	if err := enc.Encode([]keyEntry{{entry.ID, entry.Hash, entry.Subject, entry.Kind, entry.Team, entry.Org, rs}}); err != nil {
+		return fmt.Errorf("keys new: encode entry: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("keys new: encode entry: %w", err)
+	}
+	var indented strings.Builder
+	for _, line := range strings.SplitAfter(yb.String(), "\n") {
+		if line != "" {
+			indented.WriteString("    " + line)
+		}
+	}
 	fmt.Fprintf(stdout, `API key (shown once; give it to %s, store it nowhere else):
 
   %s
 
 Add this entry under auth.api_keys in your configuration:
 
-    - id: %s
-      hash: %s
-      subject: %s
-      kind: %s
-      team: %s
-      org: %s
-      roles: [%s]
-`, *subject, key, id, hash, *subject, *kind, *team, *org, strings.Join(rs, ", "))
+%s`, *subject, key, indented.String())
 	return nil
+}
+
+// keyEntry is the auth.api_keys entry that 'keys new' prints.
+type keyEntry struct {
+	ID      string   `yaml:"id"`
+	Hash    string   `yaml:"hash"`
+	Subject string   `yaml:"subject"`
+	Kind    string   `yaml:"kind"`
+	Team    string   `yaml:"team"`
+	Org     string   `yaml:"org"`
+	Roles   []string `yaml:"roles,flow"`
 }

@@ -222,7 +222,12 @@ func setFromEnv(v reflect.Value, prefix string, env map[string]string, used map[
 			if fv.Type().Elem().Kind() != reflect.String {
 				return fmt.Errorf("%s: this field cannot be set from the environment; use the config file", name)
 			}
-			parts := strings.Split(val, ",")
+			var parts []string
+			for _, p := range strings.Split(val, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					parts = append(parts, p)
+				}
+			}
 			fv.Set(reflect.ValueOf(parts))
 		default:
 			return fmt.Errorf("%s: this field cannot be set from the environment; use the config file", name)

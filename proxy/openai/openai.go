@@ -123,10 +123,22 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		*c = Content{IsParts: true}
 		return json.Unmarshal(b, &c.Parts)
 	}
-	return &json.UnmarshalTypeError{Value: "non-string", Type: contentType}
+	return &json.UnmarshalTypeError{Value: jsonValueKind(b[0]), Type: contentType}
 }
 
 var contentType = reflectTypeOfContent()
+
+// jsonValueKind names the JSON kind of a value starting with c, as
+// json.UnmarshalTypeError.Value does.
+func jsonValueKind(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case 't', 'f':
+		return "bool"
+	}
+	return "number"
+}
 
 // MarshalJSON writes the content in the form it was read.
 func (c Content) MarshalJSON() ([]byte, error) {
@@ -158,6 +170,10 @@ func (e *RequestError) Error() string { return e.Message }
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, &RequestError{Message: "request body must be a JSON object, got " + te.Value + "; send a JSON object such as {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"}
+		}
 		return nil, &RequestError{Message: "request body is not valid JSON: " + describeJSONError(err) + "; send a JSON object such as {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"}
 	}
 	if top == nil {
