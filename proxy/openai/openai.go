@@ -151,10 +151,116 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	return json.Marshal(c.Text)
 }
 
-var knownRequestFields = map[string]bool{
-	"model": true, "messages": true, "stream": true, "stream_options": true,
-	"max_tokens": true, "max_completion_tokens": true, "temperature": true,
-	"top_p": true, "n": true, "user": true, "tools": true,
+// knownRequestField reports whether ChatRequest decodes key itself.
+func knownRequestField(key string) bool {
+	switch key {
+	case "model", "messages", "stream", "stream_options", "max_tokens",
+		"max_completion_tokens", "temperature", "top_p", "n", "user", "tools":
+		return true
+	}
+	return false
+}
+
+// knownRequestFields lists the fields of knownRequestField, for messages.
+var knownRequestFields = []string{"model", "messages", "stream", "stream_options", "max_tokens",
+	"max_completion_tokens", "temperature", "top_p", "n", "user", "tools"}
+
+// extraFields returns the top-level members of a valid JSON object that
+// ChatRequest does not decode, as raw values. A member whose name differs
+// from a known field only in case is an error: encoding/json would have
+// decoded it into the known field, and forwarding it too would send the
+// value twice.
+func extraFields(b []byte) (map[string]json.RawMessage, error) {
+	var extra map[string]json.RawMessage
+	i := skipSpace(b, 0) + 1 // past '{'
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] == '}' {
+			return extra, nil
+		}
+		ks := i
+		i = skipString(b, i)
+		key := string(b[ks+1 : i-1])
+		if bytes.IndexByte(b[ks:i], '\\') >= 0 {
+			if err := json.Unmarshal(b[ks:i], &key); err != nil {
+				return nil, &RequestError{Message: "request body: bad field name: " + err.Error()}
+			}
+		}
+		i = skipSpace(b, i) + 1 // past ':'
+		i = skipSpace(b, i)
+		vs := i
+		i = skipValue(b, i)
+		if !knownRequestField(key) {
+			for _, k := range knownRequestFields {
+				if strings.EqualFold(k, key) {
+					return nil, &RequestError{Param: key, Message: fmt.Sprintf("field %q: write it in lower case, %q", key, k)}
+				}
+			}
+			if extra == nil {
+				extra = make(map[string]json.RawMessage)
+			}
+			extra[key] = json.RawMessage(b[vs:i])
+		}
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i++
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index after the value that starts at b[i]; b is
+// known to be valid JSON.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
+	}
+	for i < len(b) {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
 }
 
 // RequestError is a request body that cannot be used; Param names the field.
@@ -168,37 +274,30 @@ func (e *RequestError) Error() string { return e.Message }
 // ParseChatRequest decodes and validates a chat-completions body. Its errors
 // are *RequestError with a message that says what to fix.
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, &RequestError{Message: "request body must be a JSON object, got " + te.Value + "; send a JSON object such as {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"}
-		}
-		return nil, &RequestError{Message: "request body is not valid JSON: " + describeJSONError(err) + "; send a JSON object such as {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"}
-	}
-	if top == nil {
-		return nil, &RequestError{Message: "request body must be a JSON object, got null"}
-	}
+	const example = "; send a JSON object such as {\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
 	r := &ChatRequest{}
-	known := make(map[string]json.RawMessage, len(top))
-	for k, v := range top {
-		if knownRequestFields[k] {
-			known[k] = v
-			continue
-		}
-		if r.Extra == nil {
-			r.Extra = make(map[string]json.RawMessage)
-		}
-		r.Extra[k] = v
-	}
-	knownBody, err := json.Marshal(known)
-	if err != nil {
-		return nil, &RequestError{Message: "request body: " + err.Error()}
-	}
 	type plain ChatRequest
-	if err := json.Unmarshal(knownBody, (*plain)(r)); err != nil {
+	// One decoding pass for the known fields (encoding/json validates the
+	// whole body first), then a cheap scan that keeps the other fields.
+	if err := json.Unmarshal(body, (*plain)(r)); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se):
+			return nil, &RequestError{Message: "request body is not valid JSON: " + describeJSONError(err) + example}
+		case errors.As(err, &te) && te.Field == "":
+			return nil, &RequestError{Message: "request body must be a JSON object, got " + te.Value + example}
+		}
 		return nil, fieldError(err)
 	}
+	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
+		return nil, &RequestError{Message: "request body must be a JSON object, got null" + example}
+	}
+	extra, err := extraFields(body)
+	if err != nil {
+		return nil, err
+	}
+	r.Extra = extra
 	if r.Model == "" {
 		return nil, &RequestError{Param: "model", Message: "missing required field 'model': name the model to call, e.g. \"model\": \"gpt-4o-mini\""}
 	}

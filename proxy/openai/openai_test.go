@@ -111,7 +111,7 @@ func TestParseChatRequestValid(t *testing.T) {
 		},
 		{
 			name: "unknown fields go to Extra verbatim",
-			body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":7,"metadata":{"a": [1, 2]},"response_format":{"type":"json_object"},"Model":"other"}`,
+			body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":7,"metadata":{"a": [1, 2]},"response_format":{"type":"json_object"}}`,
 			want: &openai.ChatRequest{
 				Model:    "m",
 				Messages: []openai.Message{{Role: "user", Content: openai.TextContent("hi")}},
@@ -119,7 +119,6 @@ func TestParseChatRequestValid(t *testing.T) {
 					"seed":            json.RawMessage(`7`),
 					"metadata":        json.RawMessage(`{"a": [1, 2]}`),
 					"response_format": json.RawMessage(`{"type":"json_object"}`),
-					"Model":           json.RawMessage(`"other"`),
 				},
 			},
 		},
@@ -159,6 +158,7 @@ func TestParseChatRequestErrors(t *testing.T) {
 		{name: "top-level string", body: `"hi"`, wantMsg: []string{"must be a JSON object", "string"}, notMsg: []string{"not valid JSON", "map[string]"}},
 		{name: "top-level number", body: `42`, wantMsg: []string{"must be a JSON object", "number"}, notMsg: []string{"not valid JSON", "map[string]"}},
 		{name: "missing model", body: `{` + msgs + `}`, wantParam: "model", wantMsg: []string{"'model'", "gpt-4o-mini"}},
+		{name: "known field in other case", body: `{"model":"m","Model":"other",` + msgs + `}`, wantParam: "Model", wantMsg: []string{"lower case", `"model"`}},
 		{name: "empty model", body: `{"model":"",` + msgs + `}`, wantParam: "model", wantMsg: []string{"'model'"}},
 		{name: "model not a string", body: `{"model":4,` + msgs + `}`, wantParam: "model", wantMsg: []string{"got JSON number", "want a string"}},
 		{name: "missing messages", body: `{"model":"m"}`, wantParam: "messages", wantMsg: []string{"'messages'", "at least one message"}},
