@@ -144,14 +144,8 @@ func (d *Decision) validate() error {
 		d.Deny = []Deny{{Code: "denied", Message: "request denied by policy", Status: 403}}
 	}
 	if d.Route != nil {
-		for i, t := range append(append([]Target(nil), d.Route.Targets...), d.Route.Fallbacks...) {
-			if t.Provider == "" || t.Model == "" {
-				errs = append(errs, fmt.Errorf("route target %d: provider and model are required", i))
-			}
-			if t.Weight < 0 {
-				errs = append(errs, fmt.Errorf("route target %d: negative weight %d", i, t.Weight))
-			}
-		}
+		errs = append(errs, validateTargets("route.targets", d.Route.Targets)...)
+		errs = append(errs, validateTargets("route.fallbacks", d.Route.Fallbacks)...)
 	}
 	for i, r := range d.Mask.Rules {
 		if !validActions[r.Action] {
@@ -173,4 +167,18 @@ func (d *Decision) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateTargets checks the targets of the list named field.
+func validateTargets(field string, ts []Target) []error {
+	var errs []error
+	for i, t := range ts {
+		if t.Provider == "" || t.Model == "" {
+			errs = append(errs, fmt.Errorf("%s[%d]: provider and model are required", field, i))
+		}
+		if t.Weight < 0 {
+			errs = append(errs, fmt.Errorf("%s[%d].weight: negative weight %d", field, i, t.Weight))
+		}
+	}
+	return errs
 }

@@ -14,8 +14,9 @@ type PriceBook struct {
 	models map[string][]price
 }
 
-// price is one dated entry, in nano-dollars per token (= milli-dollars per
-// million tokens), so that costs are exact integers.
+// price is one dated entry, in pico-dollars per token (= micro-dollars per
+// million tokens), so that costs are exact integers even for published
+// prices such as 0.00875 $/M.
 type price struct {
 	effective             time.Time
 	input, cached, output int64
@@ -41,8 +42,8 @@ func (pb *PriceBook) CostMicros(model string, at time.Time, u Usage) (int64, boo
 	}
 	p := ps[i]
 	uncached := max(u.PromptTokens-u.CachedTokens, 0)
-	nanos := uncached*p.input + u.CachedTokens*p.cached + u.CompletionTokens*p.output
-	return (nanos + 500) / 1000, true
+	picos := uncached*p.input + u.CachedTokens*p.cached + u.CompletionTokens*p.output
+	return (picos + 500_000) / 1_000_000, true
 }
 
 type catalogData struct {
@@ -83,9 +84,9 @@ func newPriceBook(data map[string]any) (*PriceBook, error) {
 			}
 			pb.models[name] = append(pb.models[name], price{
 				effective: eff,
-				input:     perMillionToNanos(p.Input),
-				cached:    perMillionToNanos(p.CachedInput),
-				output:    perMillionToNanos(p.Output),
+				input:     perMillionToPicos(p.Input),
+				cached:    perMillionToPicos(p.CachedInput),
+				output:    perMillionToPicos(p.Output),
 			})
 		}
 		sort.Slice(pb.models[name], func(i, j int) bool {
@@ -95,7 +96,7 @@ func newPriceBook(data map[string]any) (*PriceBook, error) {
 	return pb, nil
 }
 
-// perMillionToNanos converts USD per million tokens to nano-dollars per token.
-func perMillionToNanos(usdPerMillion float64) int64 {
-	return int64(math.Round(usdPerMillion * 1000))
+// perMillionToPicos converts USD per million tokens to pico-dollars per token.
+func perMillionToPicos(usdPerMillion float64) int64 {
+	return int64(math.Round(usdPerMillion * 1e6))
 }
