@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -95,24 +93,6 @@ func (m Mask) ActionFor(typ string) string {
 
 // ErrInvalidDecision marks a decision that does not match the contract.
 var ErrInvalidDecision = errors.New("invalid decision")
-
-// decodeDecision turns the policy's result into a Decision and validates it.
-func decodeDecision(v any) (Decision, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
-	}
-	var d Decision
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
-	}
-	if err := d.validate(); err != nil {
-		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
-	}
-	return d, nil
-}
 
 var validWindows = map[string]bool{"minute": true, "hour": true, "day": true, "month": true}
 
