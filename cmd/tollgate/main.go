@@ -5,6 +5,7 @@
 //	tollgate sim [flags]                          run the provider simulator
 //	tollgate check [--config FILE]                validate config and policies
 //	tollgate keys new [flags]                     make an API key
+//	tollgate policy eval --input FILE [flags]     try a policy on a request
 //	tollgate version
 package main
 
@@ -41,6 +42,7 @@ Usage:
   tollgate sim [--listen ADDR] [flags]          run the OpenAI-compatible provider simulator
   tollgate check [--config FILE]                validate the configuration and compile the policies
   tollgate keys new --subject NAME [flags]      make an API key and print its config entry
+  tollgate policy eval --input BODY.json        show the input and decision for a request
   tollgate version                              print the version
 
 Run 'tollgate COMMAND -h' for a command's flags.
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keys(args[1:], stdout, stderr)
+	case "policy":
+		return policy(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tollgate", version)
 		return nil
