@@ -5,11 +5,20 @@
 // the same semantics as the stock opa CLI's `opa test DIR`, `opa eval -d DIR`
 // and `opa build DIR`: every .rego file is a module, every .json/.yaml file is
 // merged into data at its root. Test modules (*_test.rego) are left out.
+// An optional .manifest at the top declares the roots the bundle owns, as in
+// an OPA bundle directory.
+//
+// Beyond directories, the package reads OPA bundle archives (.tar.gz, as
+// made by `opa build`) from files and HTTP bundle servers, verifies their
+// signatures, combines several bundles into one, and keeps the engine's
+// policy current with a Manager that reloads on change, compiles, and swaps
+// only what compiled.
 package bundles
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,6 +44,21 @@ type Bundle struct {
 	Modules map[string]*ast.Module
 	// Data is the merged data document.
 	Data map[string]any
+	// Roots are the paths under data the bundle owns (manifest roots, e.g.
+	// "tollgate" or "data/catalog"); empty means it owns all of data.
+	Roots []string
+
+	// digest identifies the content even when a manifest revision is not
+	// bumped; empty for bundles built by hand.
+	digest string
+}
+
+// identity is what tells two bundles apart.
+func (b *Bundle) identity() string {
+	if b.digest != "" {
+		return b.digest
+	}
+	return "revision:" + b.Revision
 }
 
 // LoadDir loads the bundle rooted at dir.
@@ -82,8 +106,51 @@ func LoadFS(fsys fs.FS, source string) (*Bundle, error) {
 	if err := hashData(fsys, h); err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", source, err)
 	}
-	b.Revision = "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+	roots, raw, err := readManifestRoots(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", source, err)
+	}
+	if raw != nil {
+		h.Write([]byte(manifestFile))
+		h.Write(raw)
+	}
+	b.Roots = roots
+	if err := checkRoots(b); err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", source, err)
+	}
+	b.digest = hex.EncodeToString(h.Sum(nil))
+	b.Revision = "sha256:" + b.digest[:16]
 	return b, nil
+}
+
+// manifestFile is the OPA bundle manifest.
+const manifestFile = ".manifest"
+
+// readManifestRoots returns the roots of fsys's .manifest, if it has one,
+// and the manifest's bytes. A directory's revision stays its content digest
+// even when the manifest names one, so that every edit is a new revision.
+func readManifestRoots(fsys fs.FS) ([]string, []byte, error) {
+	raw, err := fs.ReadFile(fsys, manifestFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var m struct {
+		Roots *[]string `json:"roots"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w (hint: it is JSON such as {\"roots\": [\"tollgate\"]})", manifestFile, err)
+	}
+	if m.Roots == nil {
+		return nil, raw, nil
+	}
+	roots, err := normalizeRoots(*m.Roots)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", manifestFile, err)
+	}
+	return roots, raw, nil
 }
 
 // skipNonPolicy is a loader filter: it keeps .rego modules other than tests
