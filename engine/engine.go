@@ -27,22 +27,24 @@ const DefaultEntrypoint = "data.tollgate.main.decision"
 
 // Config is the policy section of the configuration.
 type Config struct {
-	// Bundle is a directory holding the policy library; empty means the
-	// library embedded in the binary.
-	Bundle string `yaml:"bundle"`
+	// Config says where bundles come from: policy.bundle (one folder),
+	// policy.bundles (dir, file and http sources) and policy.signing.
+	// Nothing configured means the library embedded in the binary.
+	bundles.Config `yaml:",inline"`
 	// Entrypoint is the rule whose value is the decision.
 	Entrypoint string `yaml:"entrypoint"`
 }
 
 // Validate reports configuration problems.
 func (c *Config) Validate() error {
-	if c.Entrypoint == "" {
-		return nil
+	var errs []error
+	if c.Entrypoint != "" {
+		if _, err := ast.ParseRef(c.Entrypoint); err != nil || !strings.HasPrefix(c.Entrypoint, "data.") {
+			errs = append(errs, fmt.Errorf("policy.entrypoint: %q is not a rule reference (want e.g. %q)", c.Entrypoint, DefaultEntrypoint))
+		}
 	}
-	if _, err := ast.ParseRef(c.Entrypoint); err != nil || !strings.HasPrefix(c.Entrypoint, "data.") {
-		return fmt.Errorf("policy.entrypoint: %q is not a rule reference (want e.g. %q)", c.Entrypoint, DefaultEntrypoint)
-	}
-	return nil
+	errs = append(errs, c.Config.Validate())
+	return errors.Join(errs...)
 }
 
 // Engine holds the current policy.
@@ -68,6 +70,9 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 type Policy struct {
 	// Revision identifies the bundle that made every decision of this policy.
 	Revision string
+	// Source names where the bundle came from; Modules counts its modules.
+	Source  string
+	Modules int
 	// Prices is the bundle's price book.
 	Prices *PriceBook
 	query  rego.PreparedEvalQuery
@@ -92,7 +97,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
-	p := &Policy{Revision: b.Revision, Prices: prices, query: q}
+	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q}
 	if _, err := p.Eval(ctx, smokeInput()); err != nil {
 		return nil, fmt.Errorf("bundle %s: smoke evaluation: %w", b.Source, err)
 	}

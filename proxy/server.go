@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tollgate/tollgate/analytics"
+	"github.com/tollgate/tollgate/bundles"
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/engine/tokens"
 	"github.com/tollgate/tollgate/proxy/auth"
@@ -118,6 +119,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Bundles reports the policy bundle loader's state for /readyz; nil
+	// when the engine is loaded by hand (tests).
+	Bundles func() bundles.Status
 }
 
 // Server is the gateway's HTTP server.
@@ -225,12 +229,23 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz is ready once a good policy bundle serves. A later bundle that
+// failed to load does not make it unready (the last good one keeps
+// serving), but shows as last_error.
 func (s *Server) readyz(c echo.Context) error {
+	body := map[string]any{}
+	if s.deps.Bundles != nil {
+		body["bundles"] = s.deps.Bundles()
+	}
 	p := s.deps.Engine.Current()
 	if p == nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": "no policy bundle loaded"})
+		body["status"] = "not_ready"
+		body["reason"] = "no policy bundle loaded"
+		return c.JSON(http.StatusServiceUnavailable, body)
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "bundle_revision": p.Revision})
+	body["status"] = "ready"
+	body["bundle_revision"] = p.Revision
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {

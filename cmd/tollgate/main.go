@@ -204,22 +204,19 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := gateway.LoadBundle(cfg.Policy)
-	if err != nil {
-		return err
-	}
 	eng, err := engine.New(cfg.Policy, nil)
 	if err != nil {
 		return err
 	}
-	if _, err := eng.Compile(ctx, b); err != nil {
+	p, err := gateway.LoadPolicy(ctx, eng, cfg.Policy)
+	if err != nil {
 		return err
 	}
 	name := *configPath
 	if name == "" {
 		name = "embedded default config"
 	}
-	fmt.Fprintf(stdout, "ok: %s is valid; policy bundle %s (revision %s, %d modules) compiles\n", name, b.Source, b.Revision, len(b.Modules))
+	fmt.Fprintf(stdout, "ok: %s is valid; policy bundle %s (revision %s, %d modules) compiles\n", name, p.Source, p.Revision, p.Modules)
 	return nil
 }
 

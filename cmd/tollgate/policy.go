@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/bundles"
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/engine/pii"
 	"github.com/tollgate/tollgate/engine/tokens"
@@ -18,7 +19,7 @@ import (
 	"github.com/tollgate/tollgate/proxy/openai"
 )
 
-const policyUsage = `usage: tollgate policy eval --input request.json [--bundle DIR] [identity flags] [--explain]
+const policyUsage = `usage: tollgate policy eval --input request.json [--bundle DIR|FILE.tar.gz] [identity flags] [--explain]
 
 Builds the policy input the gateway would build for a chat-completions body
 and an identity, evaluates the policy, and prints the input, the decision
@@ -32,7 +33,7 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("policy eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	inputPath := fs.String("input", "", "chat-completions request body (JSON file, - for stdin) (required)")
-	bundle := fs.String("bundle", "", "policy bundle folder (default: the embedded library)")
+	bundle := fs.String("bundle", "", "policy bundle: a folder or an opa build .tar.gz (default: the embedded library)")
 	entry := fs.String("entrypoint", engine.DefaultEntrypoint, "rule whose value is the decision")
 	explain := fs.Bool("explain", false, "also print the rules that produced the decision")
 	subject := fs.String("subject", "cli", "identity: subject")
@@ -63,16 +64,18 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("policy eval: %s: %w", *inputPath, err)
 	}
 
-	cfg := engine.Config{Bundle: *bundle, Entrypoint: *entry}
+	cfg := engine.Config{Entrypoint: *entry}
+	switch {
+	case strings.HasSuffix(*bundle, ".tar.gz") || strings.HasSuffix(*bundle, ".tgz"):
+		cfg.Bundles = []bundles.SourceConfig{{Type: bundles.TypeFile, Path: *bundle}}
+	case *bundle != "":
+		cfg.Bundle = *bundle
+	}
 	eng, err := engine.New(cfg, nil)
 	if err != nil {
 		return err
 	}
-	b, err := gateway.LoadBundle(cfg)
-	if err != nil {
-		return err
-	}
-	p, err := eng.Compile(ctx, b)
+	p, err := gateway.LoadPolicy(ctx, eng, cfg)
 	if err != nil {
 		return err
 	}

@@ -166,7 +166,13 @@ func setFromEnv(v reflect.Value, prefix string, env map[string]string, used map[
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" && v.Field(i).Kind() == reflect.Struct {
+			if err := setFromEnv(v.Field(i), prefix, env, used); err != nil {
+				return err
+			}
+			continue
+		}
 		if tag == "" || tag == "-" {
 			continue
 		}

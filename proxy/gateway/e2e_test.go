@@ -416,3 +416,5 @@ func checkInferenceLog(t *testing.T, addr string, want map[string]expectRow) {
 		}
 	}
 }
+
+func jsonBody(s string) *strings.Reader { return strings.NewReader(s) }

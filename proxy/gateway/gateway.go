@@ -30,16 +30,30 @@ type Gateway struct {
 	Engine   *engine.Engine
 	Registry *prometheus.Registry
 	writer   *analytics.Writer
+	bundles  *bundles.Manager[*engine.Policy]
 	closers  []io.Closer
 	log      *slog.Logger
 }
 
-// LoadBundle loads the configured policy bundle, or the embedded library.
-func LoadBundle(cfg engine.Config) (*bundles.Bundle, error) {
-	if cfg.Bundle == "" {
-		return bundles.LoadFS(policies.FS, "embedded")
+// NewBundleManager returns the manager that loads the configured policy
+// bundles (the embedded library when none is configured) into eng.
+func NewBundleManager(eng *engine.Engine, cfg engine.Config, reg prometheus.Registerer, log *slog.Logger) (*bundles.Manager[*engine.Policy], error) {
+	bc := cfg.Config
+	bc.Default = policies.FS
+	return bundles.NewManager(bc, eng.Compile, eng.Activate, reg, log)
+}
+
+// LoadPolicy loads, compiles and activates the configured bundles once and
+// returns the resulting policy: for `tollgate check` and `policy eval`.
+func LoadPolicy(ctx context.Context, eng *engine.Engine, cfg engine.Config) (*engine.Policy, error) {
+	m, err := NewBundleManager(eng, cfg, nil, nil)
+	if err != nil {
+		return nil, err
 	}
-	return bundles.LoadDir(cfg.Bundle)
+	if err := m.Load(ctx); err != nil {
+		return nil, err
+	}
+	return eng.Current(), nil
 }
 
 // New wires a gateway from validated configuration. A policy bundle that
@@ -65,9 +79,13 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 	if g.Engine, err = engine.New(cfg.Policy, log); err != nil {
 		return nil, err
 	}
-	if b, err := LoadBundle(cfg.Policy); err != nil {
-		log.Error("policy bundle not loaded; the gateway denies every request until one loads", "err", err)
-	} else if err := g.Engine.Load(ctx, b); err != nil {
+	if g.bundles, err = NewBundleManager(g.Engine, cfg.Policy, g.Registry, log); err != nil {
+		return nil, err
+	}
+	// The first load is synchronous so that a good bundle serves from the
+	// first request; a failure leaves the gateway not ready (it denies)
+	// while Run keeps trying.
+	if err := g.bundles.Load(ctx); err != nil {
 		log.Error("policy bundle not loaded; the gateway denies every request until one loads", "err", err)
 	}
 
@@ -131,6 +149,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 		Models:    models,
 		Registry:  g.Registry,
 		Log:       log,
+		Bundles:   g.bundles.Status,
 	})
 	if err != nil {
 		return nil, err
@@ -142,7 +161,12 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 // in-flight requests, the event writer flushes, and the stores close.
 func (g *Gateway) Run(ctx context.Context, l net.Listener) error {
 	g.writer.Start()
+	bctx, stopBundles := context.WithCancel(ctx)
+	bdone := make(chan error, 1)
+	go func() { bdone <- g.bundles.Run(bctx) }()
 	err := g.Server.Serve(ctx, l)
+	stopBundles()
+	err = errors.Join(err, <-bdone)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if werr := g.writer.Stop(sctx); werr != nil {
