@@ -25,8 +25,9 @@ type ClickHouseConfig struct {
 	Password string `yaml:"password"`
 	// DialTimeout bounds connecting; default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
-	// RetentionDays, when positive, expires inference_log rows after that
-	// many days on servers with TTL (19.6 and later); see SchemaOptions.
+	// RetentionDays, when positive, expires inference_log and decision_log
+	// rows after that many days on servers with TTL (19.6 and later); see
+	// SchemaOptions.
 	RetentionDays int `yaml:"retention_days"`
 }
 
@@ -91,14 +92,16 @@ func (c ClickHouseConfig) LogValue() slog.Value {
 	)
 }
 
-// ClickHouse inserts events into the inference_log table over the native
+// ClickHouse inserts events into the inference_log table (Insert) and
+// decisions into the decision_log table (InsertDecisions) over the native
 // protocol. It is safe for concurrent use.
 type ClickHouse struct {
-	conn      driver.Conn
-	database  string
-	retention int
-	version   ServerVersion
-	insertSQL string
+	conn        driver.Conn
+	database    string
+	retention   int
+	version     ServerVersion
+	insertSQL   string
+	decisionSQL string
 }
 
 // insertColumns names every column Insert writes, in the order of
@@ -108,6 +111,13 @@ const insertColumns = "request_id, timestamp, subject, key_id, team, org, kind, 
 	"model_requested, model_routed, provider, status, allowed, deny_code, bundle_revision, " +
 	"pii_types, pii_count, prompt_tokens_estimated, prompt_tokens, completion_tokens, cached_tokens, " +
 	"cost_micros, cost_usd, latency_ms, ttft_ms, stream, cut_off, attempts, error, path, client_ip"
+
+// decisionColumns names every column InsertDecisions writes, in the order
+// of appendDecision's values.
+const decisionColumns = "request_id, timestamp, subject, key_id, team, org, kind, " +
+	"model_requested, bundle_revision, allowed, deny_codes, route, fallbacks, " +
+	"mask_types, mask_actions, limits, store_prompt, eval_micros, error, " +
+	"shadow_revision, shadow_differs, shadow_allowed, shadow_deny_codes, shadow_error"
 
 // OpenClickHouse connects, checks the server answers and reads its version.
 // It does not create the schema; call Migrate.
@@ -139,11 +149,12 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig) (*ClickHouse, err
 		return nil, errors.Join(err, conn.Close())
 	}
 	return &ClickHouse{
-		conn:      conn,
-		database:  cfg.Database,
-		retention: cfg.RetentionDays,
-		version:   v,
-		insertSQL: "INSERT INTO " + cfg.Database + ".inference_log (" + insertColumns + ")",
+		conn:        conn,
+		database:    cfg.Database,
+		retention:   cfg.RetentionDays,
+		version:     v,
+		insertSQL:   "INSERT INTO " + cfg.Database + ".inference_log (" + insertColumns + ")",
+		decisionSQL: "INSERT INTO " + cfg.Database + ".decision_log (" + decisionColumns + ")",
 	}, nil
 }
 
@@ -226,26 +237,42 @@ func (c *ClickHouse) recordMigration(ctx context.Context, m Migration) error {
 	return nil
 }
 
-// Insert writes events as one batch. Events with a zero Time are stamped
-// with the current time. It does not retain events.
+// Insert writes events as one batch into inference_log. Events with a zero
+// Time are stamped with the current time. It does not retain events.
 func (c *ClickHouse) Insert(ctx context.Context, events []Event) error {
-	if len(events) == 0 {
+	return insertBatch(ctx, c, c.insertSQL, "events", events, eventRequestID, appendEvent)
+}
+
+// InsertDecisions writes decisions as one batch into decision_log.
+// Decisions with a zero Time are stamped with the current time. It does not
+// retain decisions. DecisionInserterFunc(c.InsertDecisions) is a
+// DecisionInserter.
+func (c *ClickHouse) InsertDecisions(ctx context.Context, decisions []DecisionEvent) error {
+	return insertBatch(ctx, c, c.decisionSQL, "decisions", decisions, decisionRequestID, appendDecision)
+}
+
+// insertBatch sends records as one batch of the INSERT insertSQL, whose
+// named columns appendRow fills; noun names the records in errors.
+func insertBatch[T any](ctx context.Context, c *ClickHouse, insertSQL, noun string, records []T,
+	requestID func(*T) string, appendRow func(driver.Batch, *T, time.Time) error,
+) error {
+	if len(records) == 0 {
 		return nil
 	}
-	batch, err := c.conn.PrepareBatch(ctx, c.insertSQL)
+	batch, err := c.conn.PrepareBatch(ctx, insertSQL)
 	if err != nil {
-		return fmt.Errorf("clickhouse insert %d events: prepare: %w", len(events), err)
+		return fmt.Errorf("clickhouse insert %d %s: prepare: %w", len(records), noun, err)
 	}
 	now := time.Now()
-	for i := range events {
-		if err := appendEvent(batch, &events[i], now); err != nil {
+	for i := range records {
+		if err := appendRow(batch, &records[i], now); err != nil {
 			return errors.Join(
-				fmt.Errorf("clickhouse insert: append request %s: %w", events[i].RequestID, err),
+				fmt.Errorf("clickhouse insert: append request %s: %w", requestID(&records[i]), err),
 				batch.Abort())
 		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse insert %d events: send: %w", len(events), err)
+		return fmt.Errorf("clickhouse insert %d %s: send: %w", len(records), noun, err)
 	}
 	return nil
 }
@@ -256,10 +283,6 @@ func appendEvent(b driver.Batch, e *Event, now time.Time) error {
 	ts := e.Time
 	if ts.IsZero() {
 		ts = now
-	}
-	pii := e.PIITypes
-	if pii == nil {
-		pii = []string{}
 	}
 	return b.Append(
 		e.RequestID,
@@ -276,7 +299,7 @@ func appendEvent(b driver.Batch, e *Event, now time.Time) error {
 		e.Allowed,
 		e.DenyCode,
 		e.BundleRevision,
-		pii,
+		nonNil(e.PIITypes),
 		clampUint32(int64(e.PIICount)),
 		clampUint32(e.PromptTokensEstimated),
 		clampUint32(e.PromptTokens),
@@ -293,6 +316,50 @@ func appendEvent(b driver.Batch, e *Event, now time.Time) error {
 		e.Path,
 		e.ClientIP,
 	)
+}
+
+// appendDecision appends d's values in decisionColumns order, converted to
+// the exact Go types of the column types.
+func appendDecision(b driver.Batch, d *DecisionEvent, now time.Time) error {
+	ts := d.Time
+	if ts.IsZero() {
+		ts = now
+	}
+	return b.Append(
+		d.RequestID,
+		ts,
+		d.Subject,
+		d.KeyID,
+		d.Team,
+		d.Org,
+		d.Kind,
+		d.ModelRequested,
+		d.BundleRevision,
+		d.Allowed,
+		nonNil(d.DenyCodes),
+		nonNil(d.Route),
+		nonNil(d.Fallbacks),
+		nonNil(d.MaskTypes),
+		nonNil(d.MaskActions),
+		nonNil(d.Limits),
+		d.StorePrompt,
+		clampUint32(d.EvalMicros),
+		d.Error,
+		d.ShadowRevision,
+		d.ShadowDiffers,
+		d.ShadowAllowed,
+		nonNil(d.ShadowDenyCodes),
+		d.ShadowError,
+	)
+}
+
+// nonNil returns s, or an empty slice for nil, which the driver needs for
+// Array columns.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // Close closes the connections.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/analytics/clickhousetest"
 )
@@ -36,19 +37,17 @@ func TestClickHouse(t *testing.T) {
 			t.Fatalf("Migrate run %d: %v", i+1, err)
 		}
 	}
-	var applied uint64
-	if err := ch.conn.QueryRow(ctx, "SELECT count() FROM tollgate.schema_migrations WHERE version = 1").Scan(&applied); err != nil {
-		t.Fatal(err)
+	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1}, migrationRows(ctx, t, ch, "tollgate")); diff != "" {
+		t.Errorf("schema_migrations rows per version (-want +got):\n%s", diff)
 	}
-	if applied != 1 {
-		t.Errorf("schema_migrations rows for version 1 = %d, want 1", applied)
-	}
-	var ddl string
-	if err := ch.conn.QueryRow(ctx, "SHOW CREATE TABLE tollgate.inference_log").Scan(&ddl); err != nil {
-		t.Fatal(err)
-	}
-	if f := featuresFor(ch.ServerVersion()); strings.Contains(ddl, "LowCardinality") != f.lowCardinality {
-		t.Errorf("server %s: table DDL uses LowCardinality = %t, want %t:\n%s", ch.ServerVersion(), !f.lowCardinality, f.lowCardinality, ddl)
+	for _, table := range []string{"inference_log", "decision_log"} {
+		var ddl string
+		if err := ch.conn.QueryRow(ctx, "SHOW CREATE TABLE tollgate."+table).Scan(&ddl); err != nil {
+			t.Fatal(err)
+		}
+		if f := featuresFor(ch.ServerVersion()); strings.Contains(ddl, "LowCardinality") != f.lowCardinality {
+			t.Errorf("server %s: %s DDL uses LowCardinality = %t, want %t:\n%s", ch.ServerVersion(), table, !f.lowCardinality, f.lowCardinality, ddl)
+		}
 	}
 
 	t.Run("writer round trip", func(t *testing.T) {
@@ -145,6 +144,83 @@ func TestClickHouse(t *testing.T) {
 		}
 	})
 
+	t.Run("decision writer round trip", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		dw, _ := newTestDecisionWriter(t, WriterConfig{QueueSize: 100, BatchSize: 3, FlushInterval: time.Hour},
+			DecisionInserterFunc(ch.InsertDecisions), reg)
+		dw.Start()
+		want := sampleDecisions(7)
+		for _, d := range want {
+			dw.Enqueue(d)
+		}
+		if err := dw.Stop(ctx); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if got := value(t, dw.m.written); got != float64(len(want)) {
+			t.Errorf("events_written_total{log=decision} = %v, want %d", got, len(want))
+		}
+		if !featuresFor(ch.ServerVersion()).dateTime64 {
+			for i := range want {
+				want[i].Time = want[i].Time.Truncate(time.Second)
+			}
+		}
+		got := selectDecisions(ctx, t, ch, "request_id LIKE 'dec-%'")
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("decision rows read back (-want +got):\n%s", diff)
+		}
+		// An audit query: denials per team and deny code.
+		var denials uint64
+		if err := ch.conn.QueryRow(ctx, `
+			SELECT count() FROM tollgate.decision_log FINAL
+			WHERE request_id LIKE 'dec-%' AND NOT allowed AND has(deny_codes, 'model_not_allowed')`).Scan(&denials); err != nil {
+			t.Fatal(err)
+		}
+		if denials != 3 { // odd indexes of 7
+			t.Errorf("denials with model_not_allowed = %d, want 3", denials)
+		}
+	})
+
+	t.Run("decision zero time and nil slices", func(t *testing.T) {
+		before := time.Now().Add(-time.Second)
+		if err := ch.InsertDecisions(ctx, []DecisionEvent{{RequestID: "bare-dec-1", EvalMicros: -5}}); err != nil {
+			t.Fatalf("InsertDecisions: %v", err)
+		}
+		got := selectDecisions(ctx, t, ch, "request_id = 'bare-dec-1'")
+		if len(got) != 1 {
+			t.Fatalf("rows = %d, want 1", len(got))
+		}
+		if got[0].Time.Before(before) {
+			t.Errorf("timestamp = %v, want the insert time (after %v)", got[0].Time, before)
+		}
+		want := DecisionEvent{RequestID: "bare-dec-1", Time: got[0].Time} // negative EvalMicros clamps to 0
+		if diff := cmp.Diff(want, got[0], cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("bare decision read back (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("replayed decisions collapse", func(t *testing.T) {
+		d := sampleDecisions(1)[0]
+		d.RequestID = "replayed-dec-1"
+		for range 2 {
+			if err := ch.InsertDecisions(ctx, []DecisionEvent{d}); err != nil {
+				t.Fatalf("InsertDecisions: %v", err)
+			}
+		}
+		var n uint64
+		if err := ch.conn.QueryRow(ctx, "SELECT count() FROM tollgate.decision_log FINAL WHERE request_id = 'replayed-dec-1'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("count with FINAL = %d, want 1", n)
+		}
+		if !featuresFor(ch.ServerVersion()).dateTime64 {
+			d.Time = d.Time.Truncate(time.Second)
+		}
+		if diff := cmp.Diff([]DecisionEvent{d}, selectDecisions(ctx, t, ch, "request_id = 'replayed-dec-1'")); diff != "" {
+			t.Errorf("replayed decision read back (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("replayed events collapse", func(t *testing.T) {
 		e := sampleEvents(1)[0]
 		e.RequestID = "replayed-1"
@@ -206,6 +282,121 @@ func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where strin
 		t.Fatal(err)
 	}
 	return events
+}
+
+// TestClickHouseMigrateUpgrade starts from a database that has only
+// migration 1, as gateways before the decision log left it: Migrate must
+// add decision_log and record version 2 without touching version 1.
+func TestClickHouseMigrateUpgrade(t *testing.T) {
+	t.Parallel()
+	srv := clickhousetest.Start(t)
+	ctx := ctxT(t)
+	const db = "tollgate_upgrade"
+	ch, err := OpenClickHouse(ctx, ClickHouseConfig{Addr: []string{srv.Addr}, Database: db})
+	if err != nil {
+		t.Fatalf("OpenClickHouse: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ch.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	// Apply 0001 by hand, as Migrate did when it was the only migration.
+	migs, err := Migrations(ch.ServerVersion(), SchemaOptions{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := bootstrapSQL(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range append(append([]string{"CREATE DATABASE " + db}, boot...), migs[0].Statements...) {
+		if err := ch.conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := ch.recordMigration(ctx, migs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Insert(ctx, sampleEvents(2)); err != nil {
+		t.Fatalf("Insert before upgrade: %v", err)
+	}
+	if err := ch.InsertDecisions(ctx, sampleDecisions(1)); err == nil {
+		t.Fatal("InsertDecisions before the upgrade: got nil error, want one (no decision_log yet)")
+	}
+
+	if err := ch.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1}, migrationRows(ctx, t, ch, db)); diff != "" {
+		t.Errorf("schema_migrations rows per version (-want +got):\n%s", diff)
+	}
+	if err := ch.InsertDecisions(ctx, sampleDecisions(2)); err != nil {
+		t.Fatalf("InsertDecisions after upgrade: %v", err)
+	}
+	var events uint64
+	if err := ch.conn.QueryRow(ctx, "SELECT count() FROM "+db+".inference_log").Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 2 {
+		t.Errorf("inference_log rows after upgrade = %d, want the 2 written before", events)
+	}
+}
+
+// migrationRows counts schema_migrations rows per version, without FINAL:
+// Migrate must not record a version twice even before merges.
+func migrationRows(ctx context.Context, t *testing.T, ch *ClickHouse, db string) map[uint32]uint64 {
+	t.Helper()
+	rows, err := ch.conn.Query(ctx, "SELECT version, count() FROM "+db+".schema_migrations GROUP BY version")
+	if err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	defer rows.Close()
+	got := map[uint32]uint64{}
+	for rows.Next() {
+		var v uint32
+		var n uint64
+		if err := rows.Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[v] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// selectDecisions reads decision_log rows back, in request_id order.
+func selectDecisions(ctx context.Context, t *testing.T, ch *ClickHouse, where string) []DecisionEvent {
+	t.Helper()
+	rows, err := ch.conn.Query(ctx, fmt.Sprintf(
+		"SELECT %s FROM tollgate.decision_log FINAL WHERE %s ORDER BY request_id", decisionColumns, where))
+	if err != nil {
+		t.Fatalf("select decisions: %v", err)
+	}
+	defer rows.Close()
+	var out []DecisionEvent
+	for rows.Next() {
+		var (
+			d          DecisionEvent
+			evalMicros uint32
+		)
+		if err := rows.Scan(
+			&d.RequestID, &d.Time, &d.Subject, &d.KeyID, &d.Team, &d.Org, &d.Kind,
+			&d.ModelRequested, &d.BundleRevision, &d.Allowed, &d.DenyCodes, &d.Route, &d.Fallbacks,
+			&d.MaskTypes, &d.MaskActions, &d.Limits, &d.StorePrompt, &evalMicros, &d.Error,
+			&d.ShadowRevision, &d.ShadowDiffers, &d.ShadowAllowed, &d.ShadowDenyCodes, &d.ShadowError,
+		); err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+		d.EvalMicros = int64(evalMicros)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestClickHouseConfigValidate(t *testing.T) {

@@ -1,12 +1,16 @@
-// Package analytics records one inference-log event per gateway request and
-// ships events, in batches and off the request path, to ClickHouse (or to a
-// JSON-lines file), where FinOps and audit questions become SQL.
+// Package analytics records, per gateway request, one inference-log event
+// (Event: what was asked, routed and spent) and one decision-log event
+// (DecisionEvent: what the policy decided, for audit), and ships them, in
+// batches and off the request path, to ClickHouse (or to JSON-lines files),
+// where FinOps and audit questions become SQL.
 //
-// The request path calls Writer.Enqueue, which never blocks. A Writer batches
-// events by size and time and hands them to an Inserter: ClickHouse for
-// production, JSONLines for local runs. ClickHouse.Migrate creates and
-// upgrades the schema, adapting the DDL to the server version so the same
-// code runs against ClickHouse 18.16 and current releases.
+// The request path calls Writer.Enqueue or DecisionWriter.Enqueue, which
+// never block. Both are a BatchWriter, which batches records by size and
+// time and hands them to an Inserter: ClickHouse for production, JSONLines
+// for local runs. ClickHouse.Migrate creates and upgrades the schema
+// (tables inference_log and decision_log), adapting the DDL to the server
+// version so the same code runs against ClickHouse 18.16 and current
+// releases.
 package analytics
 
 import "time"

@@ -13,6 +13,10 @@ import (
 // JSONLines is an Inserter that appends one JSON object per event and line
 // to a file, for local runs and debugging. It does not fsync. It is safe
 // for concurrent use.
+//
+// InsertDecisions writes decision-log events the same way; give the
+// decision log a JSONLines of its own (a second file), since the lines of
+// the two logs carry no field telling them apart.
 type JSONLines struct {
 	mu     sync.Mutex
 	w      io.Writer
@@ -37,6 +41,17 @@ func OpenJSONLines(path string) (*JSONLines, error) {
 // Insert appends events with one write, so lines from concurrent batches
 // never interleave.
 func (j *JSONLines) Insert(_ context.Context, events []Event) error {
+	return writeLines(j, events, eventRequestID)
+}
+
+// InsertDecisions appends decisions with one write, like Insert.
+// DecisionInserterFunc(j.InsertDecisions) is a DecisionInserter.
+func (j *JSONLines) InsertDecisions(_ context.Context, decisions []DecisionEvent) error {
+	return writeLines(j, decisions, decisionRequestID)
+}
+
+// writeLines encodes records into j's buffer and writes them with one write.
+func writeLines[T any](j *JSONLines, records []T, requestID func(*T) string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.w == nil {
@@ -44,9 +59,9 @@ func (j *JSONLines) Insert(_ context.Context, events []Event) error {
 	}
 	j.buf.Reset()
 	enc := json.NewEncoder(&j.buf)
-	for i := range events {
-		if err := enc.Encode(&events[i]); err != nil {
-			return fmt.Errorf("json lines %s: encode request %s: %w", j.name, events[i].RequestID, err)
+	for i := range records {
+		if err := enc.Encode(&records[i]); err != nil {
+			return fmt.Errorf("json lines %s: encode request %s: %w", j.name, requestID(&records[i]), err)
 		}
 	}
 	if _, err := j.w.Write(j.buf.Bytes()); err != nil {

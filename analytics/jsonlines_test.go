@@ -2,14 +2,17 @@ package analytics
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestJSONLinesRoundTrip(t *testing.T) {
@@ -101,5 +104,56 @@ func TestEventCostUSD(t *testing.T) {
 		if got := e.CostUSD(); got != tc.want {
 			t.Errorf("CostUSD() with %d micros = %v, want %v", tc.micros, got, tc.want)
 		}
+	}
+}
+
+// TestJSONLinesDecisions writes decisions through a DecisionWriter into a
+// file of their own and reads them back.
+func TestJSONLinesDecisions(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	j, err := OpenJSONLines(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := newTestDecisionWriter(t, WriterConfig{QueueSize: 10, BatchSize: 2, FlushInterval: time.Hour},
+		DecisionInserterFunc(j.InsertDecisions), prometheus.NewRegistry())
+	w.Start()
+	want := sampleDecisions(5)
+	want[4] = DecisionEvent{RequestID: "bare", Time: want[4].Time} // omitted fields read back as zero
+	for _, d := range want {
+		w.Enqueue(d)
+	}
+	if err := w.Stop(ctxT(t)); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := j.InsertDecisions(context.Background(), want); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("InsertDecisions after Close = %v, want os.ErrClosed", err)
+	}
+
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []DecisionEvent
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var d DecisionEvent
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&d); err != nil {
+			t.Fatalf("line %d: %v", len(got)+1, err)
+		}
+		got = append(got, d)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }

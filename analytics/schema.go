@@ -78,8 +78,8 @@ func featuresFor(v ServerVersion) features {
 type SchemaOptions struct {
 	// Database holds all tables; it must be a plain identifier.
 	Database string
-	// RetentionDays, when positive, makes inference_log rows expire after
-	// that many days on servers that support TTL. It takes effect when the
+	// RetentionDays, when positive, makes inference_log and decision_log
+	// rows expire after that many days on servers that support TTL. It takes effect when the
 	// table is created; change it later with ALTER TABLE ... MODIFY TTL.
 	RetentionDays int
 }

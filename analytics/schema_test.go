@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,12 +75,18 @@ func TestMigrationsDDL(t *testing.T) {
 	}{
 		{
 			version: "18.16.1",
-			want:    []string{"timestamp               DateTime('UTC')", "team                    String", "Array(String)", "ReplacingMergeTree(inserted_at)", "PARTITION BY toYYYYMM(timestamp)", "ORDER BY (toDate(timestamp), team, request_id)"},
+			want: []string{
+				"timestamp               DateTime('UTC')", "team                    String", "Array(String)", "ReplacingMergeTree(inserted_at)", "PARTITION BY toYYYYMM(timestamp)", "ORDER BY (toDate(timestamp), team, request_id)",
+				"CREATE TABLE IF NOT EXISTS tollgate.decision_log", "timestamp         DateTime('UTC')", "deny_codes        Array(String)", "mask_actions      Array(String)",
+			},
 			notWant: []string{"LowCardinality", "DateTime64", "TTL"},
 		},
 		{
 			version: "24.8.1",
-			want:    []string{"timestamp               DateTime64(3, 'UTC')", "team                    LowCardinality(String)", "Array(LowCardinality(String))", "TTL toDateTime(timestamp) + INTERVAL 90 DAY", "ReplacingMergeTree(inserted_at)", "ORDER BY (toDate(timestamp), team, request_id)"},
+			want: []string{
+				"timestamp               DateTime64(3, 'UTC')", "team                    LowCardinality(String)", "Array(LowCardinality(String))", "TTL toDateTime(timestamp) + INTERVAL 90 DAY", "ReplacingMergeTree(inserted_at)", "ORDER BY (toDate(timestamp), team, request_id)",
+				"CREATE TABLE IF NOT EXISTS tollgate.decision_log", "timestamp         DateTime64(3, 'UTC')", "deny_codes        Array(LowCardinality(String))", "limits            Array(String)",
+			},
 		},
 	}
 	for _, tc := range tests {
@@ -93,8 +100,12 @@ func TestMigrationsDDL(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Migrations: %v", err)
 			}
-			if len(migs) == 0 || migs[0].Version != 1 || migs[0].Name != "inference_log" {
-				t.Fatalf("Migrations()[0] = %+v, want version 1 inference_log", migs)
+			var names []string
+			for _, m := range migs {
+				names = append(names, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+			}
+			if diff := cmp.Diff([]string{"0001_inference_log", "0002_decision_log"}, names); diff != "" {
+				t.Fatalf("Migrations (-want +got):\n%s", diff)
 			}
 			var b strings.Builder
 			for _, m := range migs {

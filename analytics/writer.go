@@ -12,11 +12,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Inserter stores a batch of events, all or nothing as far as it can. It must
-// not retain events after returning; the Writer reuses the slice.
-type Inserter interface {
-	Insert(ctx context.Context, events []Event) error
+// BatchInserter stores a batch of records, all or nothing as far as it can.
+// It must not retain the slice or its elements after returning; the
+// BatchWriter reuses it.
+type BatchInserter[T any] interface {
+	Insert(ctx context.Context, records []T) error
 }
+
+// Inserter stores a batch of inference-log events; see BatchInserter.
+// ClickHouse and JSONLines implement it.
+type Inserter = BatchInserter[Event]
+
+// DecisionInserter stores a batch of decision-log events; see
+// BatchInserter. Adapt ClickHouse.InsertDecisions or
+// JSONLines.InsertDecisions with DecisionInserterFunc.
+type DecisionInserter = BatchInserter[DecisionEvent]
+
+// InserterFunc adapts a function to a BatchInserter, like
+// http.HandlerFunc.
+type InserterFunc[T any] func(ctx context.Context, records []T) error
+
+// Insert calls f(ctx, records).
+func (f InserterFunc[T]) Insert(ctx context.Context, records []T) error {
+	return f(ctx, records)
+}
+
+// DecisionInserterFunc adapts a function to a DecisionInserter, e.g.
+// DecisionInserterFunc(ch.InsertDecisions).
+type DecisionInserterFunc = InserterFunc[DecisionEvent]
 
 // WriterConfig is the analytics.writer section of the configuration. Zero
 // fields take the defaults below.
@@ -101,15 +124,22 @@ func (c WriterConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ErrStopped is returned by Flush once the Writer has been stopped.
+// ErrStopped is returned by Flush once the writer has been stopped.
 var ErrStopped = errors.New("analytics writer stopped")
 
-// Reasons for dropping events, the values of the "reason" label of
+// Reasons for dropping records, the values of the "reason" label of
 // tollgate_analytics_events_dropped_total.
 const (
 	reasonQueueFull    = "queue_full"
 	reasonInsertFailed = "insert_failed"
 	reasonStopped      = "stopped"
+)
+
+// Values of the constant "log" label that tells the writers' metrics apart,
+// also logged as the "log" attribute.
+const (
+	logInference = "inference"
+	logDecision  = "decision"
 )
 
 type writerState int
@@ -120,16 +150,35 @@ const (
 	stateStopped
 )
 
-// Writer ships events to an Inserter in batches, off the request path.
-// Enqueue never blocks; a goroutine started by Start batches events by size
-// and time and inserts them, retrying with backoff. Stop flushes what is
-// queued. All methods are safe for concurrent use.
-type Writer struct {
-	cfg WriterConfig
-	out Inserter
-	log *slog.Logger
+// logSpec describes the log one BatchWriter ships.
+type logSpec[T any] struct {
+	// name is the value of the "log" metric label and log attribute.
+	name string
+	// what prefixes the writer's errors.
+	what string
+	// requestID identifies a record in logs; records' content is never logged.
+	requestID func(*T) string
+}
 
-	queue    chan Event
+func eventRequestID(e *Event) string            { return e.RequestID }
+func decisionRequestID(d *DecisionEvent) string { return d.RequestID }
+
+// BatchWriter ships records to a BatchInserter in batches, off the request
+// path. Enqueue never blocks; a goroutine started by Start batches records
+// by size and time and inserts them, retrying with backoff. Stop flushes
+// what is queued. All methods are safe for concurrent use.
+//
+// Get one from NewWriter (Event, the inference log) or NewDecisionWriter
+// (DecisionEvent, the decision log); the zero value is not usable. Both
+// kinds export the same metric names, told apart by the constant label
+// log="inference" or log="decision", so one of each can share a registry.
+type BatchWriter[T any] struct {
+	cfg  WriterConfig
+	out  BatchInserter[T]
+	log  *slog.Logger
+	spec logSpec[T]
+
+	queue    chan T
 	flushReq chan chan error
 	stopReq  chan struct{} // closed by Stop
 	done     chan struct{} // closed when the loop has returned
@@ -140,7 +189,7 @@ type Writer struct {
 	cancel context.CancelFunc
 
 	// mu orders Enqueue against Stop: once Stop holds the write lock and
-	// sets stateStopped, no event can enter the queue behind the final drain.
+	// sets stateStopped, no record can enter the queue behind the final drain.
 	mu    sync.RWMutex
 	state writerState
 
@@ -150,6 +199,12 @@ type Writer struct {
 	m writerMetrics
 }
 
+// Writer ships inference-log events; see BatchWriter.
+type Writer = BatchWriter[Event]
+
+// DecisionWriter ships decision-log events; see BatchWriter.
+type DecisionWriter = BatchWriter[DecisionEvent]
+
 type writerMetrics struct {
 	written       prometheus.Counter
 	dropped       *prometheus.CounterVec
@@ -158,72 +213,121 @@ type writerMetrics struct {
 	queueDepth    prometheus.GaugeFunc
 }
 
-// NewWriter returns a Writer inserting into out. It registers its metrics on
-// reg unless reg is nil; log may be nil to discard logs. Call Start to begin
-// writing; events enqueued before wait in the queue.
+// NewWriter returns a Writer inserting inference-log events into out. It
+// registers its metrics, labelled log="inference", on reg unless reg is
+// nil; log may be nil to discard logs. Call Start to begin writing; events
+// enqueued before wait in the queue.
 func NewWriter(cfg WriterConfig, out Inserter, reg prometheus.Registerer, log *slog.Logger) (*Writer, error) {
+	return newBatchWriter(cfg, out, reg, log, logSpec[Event]{
+		name:      logInference,
+		what:      "analytics writer",
+		requestID: eventRequestID,
+	})
+}
+
+// NewDecisionWriter returns a DecisionWriter inserting decision-log events
+// into out. It registers its metrics, labelled log="decision", on reg
+// unless reg is nil, so it can share a registry with a Writer; log may be
+// nil to discard logs. Call Start to begin writing.
+func NewDecisionWriter(cfg WriterConfig, out DecisionInserter, reg prometheus.Registerer, log *slog.Logger) (*DecisionWriter, error) {
+	return newBatchWriter(cfg, out, reg, log, logSpec[DecisionEvent]{
+		name:      logDecision,
+		what:      "analytics decision writer",
+		requestID: decisionRequestID,
+	})
+}
+
+func newBatchWriter[T any](cfg WriterConfig, out BatchInserter[T], reg prometheus.Registerer, log *slog.Logger, spec logSpec[T]) (*BatchWriter[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if out == nil {
-		return nil, errors.New("analytics writer: nil Inserter")
+		return nil, fmt.Errorf("%s: nil Inserter", spec.what)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Writer{
+	w := &BatchWriter[T]{
 		cfg:      cfg,
 		out:      out,
-		log:      log,
-		queue:    make(chan Event, cfg.QueueSize),
+		log:      log.With(slog.String("log", spec.name)),
+		spec:     spec,
+		queue:    make(chan T, cfg.QueueSize),
 		flushReq: make(chan chan error),
 		stopReq:  make(chan struct{}),
 		done:     make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	w.m = writerMetrics{
-		written: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tollgate_analytics_events_written_total",
-			Help: "Analytics events inserted.",
-		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_analytics_events_dropped_total",
-			Help: "Analytics events lost, by reason: queue_full, insert_failed (after all retries), stopped.",
-		}, []string{"reason"}),
-		insertErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tollgate_analytics_insert_errors_total",
-			Help: "Failed insert attempts, retries included.",
-		}),
-		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tollgate_analytics_batch_duration_seconds",
-			Help:    "Duration of one batch insert attempt.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-		}),
-		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "tollgate_analytics_queue_depth",
-			Help: "Analytics events waiting in the queue.",
-		}, func() float64 { return float64(len(w.queue)) }),
-	}
-	for _, r := range []string{reasonQueueFull, reasonInsertFailed, reasonStopped} {
-		w.m.dropped.WithLabelValues(r)
-	}
+	w.m = newWriterMetrics(spec.name, func() float64 { return float64(len(w.queue)) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{w.m.written, w.m.dropped, w.m.insertErrors, w.m.batchDuration, w.m.queueDepth} {
-			if err := reg.Register(c); err != nil {
-				cancel()
-				return nil, fmt.Errorf("analytics writer: register metrics: %w", err)
-			}
+		if err := w.m.register(reg); err != nil {
+			cancel()
+			return nil, fmt.Errorf("%s: register metrics: %w", spec.what, err)
 		}
 	}
 	return w, nil
 }
 
-// Enqueue queues e for writing and returns at once. When the queue is full,
-// or the Writer is stopped, e is dropped and counted.
-func (w *Writer) Enqueue(e Event) {
+// newWriterMetrics creates the metrics of the writer for one log. Every
+// writer uses the same names and help texts with a different constant
+// "log" label, which a prometheus.Registry accepts side by side.
+func newWriterMetrics(logName string, queueDepth func() float64) writerMetrics {
+	labels := prometheus.Labels{"log": logName}
+	m := writerMetrics{
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "tollgate_analytics_events_written_total",
+			Help:        "Analytics events inserted, by log: inference, decision.",
+			ConstLabels: labels,
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "tollgate_analytics_events_dropped_total",
+			Help:        "Analytics events lost, by log and reason: queue_full, insert_failed (after all retries), stopped.",
+			ConstLabels: labels,
+		}, []string{"reason"}),
+		insertErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "tollgate_analytics_insert_errors_total",
+			Help:        "Failed analytics insert attempts, retries included, by log.",
+			ConstLabels: labels,
+		}),
+		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "tollgate_analytics_batch_duration_seconds",
+			Help:        "Duration of one analytics batch insert attempt, by log.",
+			Buckets:     prometheus.ExponentialBuckets(0.001, 2.5, 12),
+			ConstLabels: labels,
+		}),
+		queueDepth: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "tollgate_analytics_queue_depth",
+			Help:        "Analytics events waiting in the queue, by log.",
+			ConstLabels: labels,
+		}, queueDepth),
+	}
+	for _, r := range []string{reasonQueueFull, reasonInsertFailed, reasonStopped} {
+		m.dropped.WithLabelValues(r)
+	}
+	return m
+}
+
+// register registers every metric on reg, or none: on a conflict it
+// unregisters those already registered.
+func (m writerMetrics) register(reg prometheus.Registerer) error {
+	cs := []prometheus.Collector{m.written, m.dropped, m.insertErrors, m.batchDuration, m.queueDepth}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Enqueue queues r for writing and returns at once. When the queue is full,
+// or the writer is stopped, r is dropped and counted.
+func (w *BatchWriter[T]) Enqueue(r T) {
 	w.mu.RLock()
 	if w.state == stateStopped {
 		w.mu.RUnlock()
@@ -231,7 +335,7 @@ func (w *Writer) Enqueue(e Event) {
 		return
 	}
 	select {
-	case w.queue <- e:
+	case w.queue <- r:
 		w.mu.RUnlock()
 		return
 	default:
@@ -245,7 +349,7 @@ func (w *Writer) Enqueue(e Event) {
 
 // warnQueueFull logs at most one warning per dropWarnInterval, carrying the
 // number of drops since the previous one.
-func (w *Writer) warnQueueFull() {
+func (w *BatchWriter[T]) warnQueueFull() {
 	w.unwarned.Add(1)
 	now := time.Now().UnixNano()
 	last := w.lastDropWarn.Load()
@@ -259,7 +363,7 @@ func (w *Writer) warnQueueFull() {
 
 // Start starts the goroutine that writes batches. Later calls, and calls
 // after Stop, do nothing.
-func (w *Writer) Start() {
+func (w *BatchWriter[T]) Start() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state != stateNew {
@@ -269,12 +373,12 @@ func (w *Writer) Start() {
 	go w.loop()
 }
 
-// Stop stops accepting events, writes everything queued and waits for the
+// Stop stops accepting records, writes everything queued and waits for the
 // writing goroutine to end. If ctx ends first, the insert in progress is
-// abandoned, the remaining events are counted as dropped and Stop returns
+// abandoned, the remaining records are counted as dropped and Stop returns
 // ctx's error. It returns the error of any batch that could not be written.
 // Later calls return nil.
-func (w *Writer) Stop(ctx context.Context) error {
+func (w *BatchWriter[T]) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	prev := w.state
 	w.state = stateStopped
@@ -294,19 +398,19 @@ func (w *Writer) Stop(ctx context.Context) error {
 	}
 	w.cancel()
 	<-w.done
-	return errors.Join(fmt.Errorf("analytics writer stop: %w", ctx.Err()), w.stopErr)
+	return errors.Join(fmt.Errorf("%s stop: %w", w.spec.what, ctx.Err()), w.stopErr)
 }
 
-// Flush returns once every event enqueued before the call has been inserted
-// or dropped, with the error of any batch that failed. It needs a started
-// Writer and returns ErrStopped after Stop.
-func (w *Writer) Flush(ctx context.Context) error {
+// Flush returns once every record enqueued before the call has been
+// inserted or dropped, with the error of any batch that failed. It needs a
+// started writer and returns ErrStopped after Stop.
+func (w *BatchWriter[T]) Flush(ctx context.Context) error {
 	w.mu.RLock()
 	state := w.state
 	w.mu.RUnlock()
 	switch state {
 	case stateNew:
-		return errors.New("analytics writer flush: not started")
+		return fmt.Errorf("%s flush: not started", w.spec.what)
 	case stateStopped:
 		return ErrStopped
 	}
@@ -316,41 +420,41 @@ func (w *Writer) Flush(ctx context.Context) error {
 	case <-w.done:
 		return ErrStopped
 	case <-ctx.Done():
-		return fmt.Errorf("analytics writer flush: %w", ctx.Err())
+		return fmt.Errorf("%s flush: %w", w.spec.what, ctx.Err())
 	}
 	select {
 	case err := <-reply:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("analytics writer flush: %w", ctx.Err())
+		return fmt.Errorf("%s flush: %w", w.spec.what, ctx.Err())
 	}
 }
 
 // loop owns the batch. It inserts a batch when it is full or FlushInterval
-// after its first event, everything on Flush, and everything before
+// after its first record, everything on Flush, and everything before
 // returning on Stop.
-func (w *Writer) loop() {
+func (w *BatchWriter[T]) loop() {
 	defer close(w.done)
-	batch := make([]Event, 0, w.cfg.BatchSize)
+	batch := make([]T, 0, w.cfg.BatchSize)
 	timer := time.NewTimer(w.cfg.FlushInterval)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
-		case e := <-w.queue:
-			batch = append(batch, e)
+		case r := <-w.queue:
+			batch = append(batch, r)
 			if len(batch) == 1 {
 				timer.Reset(w.cfg.FlushInterval)
 			}
 			if len(batch) >= w.cfg.BatchSize {
 				timer.Stop()
 				_ = w.write(batch) // counted and logged by write
-				batch = batch[:0]
+				batch = clearBatch(batch)
 			}
 		case <-timer.C:
 			if len(batch) > 0 {
 				_ = w.write(batch) // counted and logged by write
-				batch = batch[:0]
+				batch = clearBatch(batch)
 			}
 		case reply := <-w.flushReq:
 			timer.Stop()
@@ -362,21 +466,28 @@ func (w *Writer) loop() {
 	}
 }
 
-// drain writes the pending batch plus the events queued right now, in
+// clearBatch empties batch for reuse, zeroing the elements so the backing
+// array does not keep written records' slices and strings alive.
+func clearBatch[T any](batch []T) []T {
+	clear(batch)
+	return batch[:0]
+}
+
+// drain writes the pending batch plus the records queued right now, in
 // batches of at most BatchSize. Reading only what is queued at the start
 // bounds the work even while producers keep enqueueing.
-func (w *Writer) drain(batch *[]Event) error {
+func (w *BatchWriter[T]) drain(batch *[]T) error {
 	var errs []error
 	for n := len(w.queue); n > 0; n-- {
 		*batch = append(*batch, <-w.queue)
 		if len(*batch) >= w.cfg.BatchSize {
 			errs = append(errs, w.write(*batch))
-			*batch = (*batch)[:0]
+			*batch = clearBatch(*batch)
 		}
 	}
 	if len(*batch) > 0 {
 		errs = append(errs, w.write(*batch))
-		*batch = (*batch)[:0]
+		*batch = clearBatch(*batch)
 	}
 	return errors.Join(errs...)
 }
@@ -384,13 +495,13 @@ func (w *Writer) drain(batch *[]Event) error {
 // write inserts batch, retrying with exponential backoff up to MaxAttempts
 // tries. A batch that cannot be written is counted as dropped and logged
 // by request IDs only, never by content.
-func (w *Writer) write(batch []Event) error {
+func (w *BatchWriter[T]) write(batch []T) error {
 	n := len(batch)
 	if err := w.ctx.Err(); err != nil {
 		// Stop's deadline passed: do not start new inserts.
 		w.m.dropped.WithLabelValues(reasonStopped).Add(float64(n))
 		w.log.Error("analytics batch dropped at stop",
-			slog.Int("events", n), slog.String("first_request_id", batch[0].RequestID))
+			slog.Int("events", n), slog.String("first_request_id", w.spec.requestID(&batch[0])))
 		return fmt.Errorf("insert %d events: %w", n, err)
 	}
 	backoff := w.cfg.RetryBackoff
@@ -411,8 +522,8 @@ func (w *Writer) write(batch []Event) error {
 			w.log.Error("analytics batch dropped",
 				slog.Int("events", n),
 				slog.Int("attempts", attempt),
-				slog.String("first_request_id", batch[0].RequestID),
-				slog.String("last_request_id", batch[n-1].RequestID),
+				slog.String("first_request_id", w.spec.requestID(&batch[0])),
+				slog.String("last_request_id", w.spec.requestID(&batch[n-1])),
 				slog.Any("err", err))
 			return fmt.Errorf("insert %d events after %d attempts: %w", n, attempt, err)
 		}

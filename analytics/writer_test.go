@@ -36,8 +36,11 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 // waitTimeout bounds every wait for the writer goroutine; tests never sleep.
 const waitTimeout = 10 * time.Second
 
-// fakeInserter records batches and fails the calls fail says to fail.
-type fakeInserter struct {
+// fakeInserter records batches of Event or DecisionEvent and fails the
+// calls fail says to fail.
+type fakeInserter[T any] struct {
+	requestID func(*T) string
+
 	batches chan []string // request IDs per successful batch
 	calls   chan struct{} // one value per call, before it returns
 
@@ -47,14 +50,19 @@ type fakeInserter struct {
 	blockC chan struct{}        // non-nil: block until closed or ctx done
 }
 
-func newFakeInserter() *fakeInserter {
-	return &fakeInserter{
-		batches: make(chan []string, 1000),
-		calls:   make(chan struct{}, 1000),
+func newFakeInserter() *fakeInserter[Event] { return newFake(eventRequestID) }
+
+func newFakeDecisionInserter() *fakeInserter[DecisionEvent] { return newFake(decisionRequestID) }
+
+func newFake[T any](requestID func(*T) string) *fakeInserter[T] {
+	return &fakeInserter[T]{
+		requestID: requestID,
+		batches:   make(chan []string, 1000),
+		calls:     make(chan struct{}, 1000),
 	}
 }
 
-func (f *fakeInserter) Insert(ctx context.Context, events []Event) error {
+func (f *fakeInserter[T]) Insert(ctx context.Context, records []T) error {
 	f.mu.Lock()
 	f.n++
 	call, fail, block := f.n, f.fail, f.blockC
@@ -72,16 +80,16 @@ func (f *fakeInserter) Insert(ctx context.Context, events []Event) error {
 			return err
 		}
 	}
-	ids := make([]string, len(events))
-	for i := range events {
-		ids[i] = events[i].RequestID
+	ids := make([]string, len(records))
+	for i := range records {
+		ids[i] = f.requestID(&records[i])
 	}
 	f.batches <- ids
 	return nil
 }
 
 // next waits for the next successful batch.
-func (f *fakeInserter) next(t *testing.T) []string {
+func (f *fakeInserter[T]) next(t *testing.T) []string {
 	t.Helper()
 	select {
 	case b := <-f.batches:
@@ -93,7 +101,7 @@ func (f *fakeInserter) next(t *testing.T) []string {
 }
 
 // none checks no batch is waiting.
-func (f *fakeInserter) none(t *testing.T) {
+func (f *fakeInserter[T]) none(t *testing.T) {
 	t.Helper()
 	select {
 	case b := <-f.batches:
@@ -425,5 +433,189 @@ func TestNewWriterRegistersMetrics(t *testing.T) {
 	}
 	if _, err := NewWriter(WriterConfig{}, newFakeInserter(), reg, nil); err == nil {
 		t.Error("second NewWriter on the same registry: got nil error, want a registration conflict")
+	}
+}
+
+func newTestDecisionWriter(t *testing.T, cfg WriterConfig, out DecisionInserter, reg *prometheus.Registry) (*DecisionWriter, *lockedBuffer) {
+	t.Helper()
+	var logs lockedBuffer
+	w, err := NewDecisionWriter(cfg, out, reg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("NewDecisionWriter: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_ = w.Stop(ctx)
+	})
+	return w, &logs
+}
+
+func enqueueDecisions(w *DecisionWriter, requestIDs []string) {
+	for _, id := range requestIDs {
+		w.Enqueue(DecisionEvent{RequestID: id, Team: "ml", Allowed: true})
+	}
+}
+
+func TestDecisionWriterBatches(t *testing.T) {
+	t.Parallel()
+	f := newFakeDecisionInserter()
+	w, _ := newTestDecisionWriter(t, WriterConfig{QueueSize: 100, BatchSize: 3, FlushInterval: time.Hour}, f, prometheus.NewRegistry())
+	w.Start()
+	want := ids("d", 8)
+	enqueueDecisions(w, want)
+
+	var got []string
+	for range 2 {
+		b := f.next(t)
+		if len(b) != 3 {
+			t.Fatalf("batch size = %d, want 3", len(b))
+		}
+		got = append(got, b...)
+	}
+	f.none(t) // the last two wait for the hour-long interval
+	if err := w.Flush(ctxT(t)); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	got = append(got, f.next(t)...)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("inserted request IDs (-want +got):\n%s", diff)
+	}
+	if got := value(t, w.m.written); got != 8 {
+		t.Errorf("events_written_total{log=decision} = %v, want 8", got)
+	}
+
+	enqueueDecisions(w, ids("e", 2))
+	if err := w.Stop(ctxT(t)); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if diff := cmp.Diff(ids("e", 2), f.next(t)); diff != "" {
+		t.Errorf("batch written by Stop (-want +got):\n%s", diff)
+	}
+	if err := w.Flush(ctxT(t)); !errors.Is(err, ErrStopped) {
+		t.Errorf("Flush after Stop = %v, want ErrStopped", err)
+	}
+}
+
+func TestDecisionWriterDropsLogRequestIDs(t *testing.T) {
+	t.Parallel()
+	errDown := errors.New("clickhouse down")
+	f := newFakeDecisionInserter()
+	f.fail = func(int) error { return errDown }
+	w, logs := newTestDecisionWriter(t, WriterConfig{
+		QueueSize: 10, BatchSize: 10, FlushInterval: time.Hour, MaxAttempts: 2, RetryBackoff: time.Millisecond,
+	}, f, prometheus.NewRegistry())
+	w.Start()
+	enqueueDecisions(w, ids("z", 3))
+	err := w.Flush(ctxT(t))
+	if !errors.Is(err, errDown) {
+		t.Fatalf("Flush = %v, want it to wrap %v", err, errDown)
+	}
+	if got := value(t, w.m.dropped.WithLabelValues(reasonInsertFailed)); got != 3 {
+		t.Errorf("dropped{log=decision,reason=insert_failed} = %v, want 3", got)
+	}
+	l := logs.String()
+	for _, want := range []string{"log=decision", "first_request_id=z0", "last_request_id=z2"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("drop log lacks %q; got:\n%s", want, l)
+		}
+	}
+}
+
+func TestNewDecisionWriterRejectsNilInserter(t *testing.T) {
+	t.Parallel()
+	_, err := NewDecisionWriter(WriterConfig{}, nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "analytics decision writer: nil Inserter") {
+		t.Errorf("NewDecisionWriter(nil inserter) = %v, want an error naming the decision writer", err)
+	}
+}
+
+// TestWritersShareRegistry registers an inference and a decision writer on
+// one registry: every metric name then has one series per log, and each
+// writer counts only its own records.
+func TestWritersShareRegistry(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	fe, fd := newFakeInserter(), newFakeDecisionInserter()
+	cfg := WriterConfig{QueueSize: 10, BatchSize: 10, FlushInterval: time.Hour}
+	ew, err := NewWriter(cfg, fe, reg, nil)
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	dw, err := NewDecisionWriter(cfg, fd, reg, nil)
+	if err != nil {
+		t.Fatalf("NewDecisionWriter on the Writer's registry: %v", err)
+	}
+	ew.Start()
+	dw.Start()
+	enqueue(ew, ids("i", 2))
+	enqueueDecisions(dw, ids("d", 5))
+	ctx := ctxT(t)
+	if err := errors.Join(ew.Stop(ctx), dw.Stop(ctx)); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	// series[name][log] counts series; written[log] is the written total.
+	series := map[string]map[string]int{}
+	written := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			var log string
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "log" {
+					log = lp.GetValue()
+				}
+			}
+			if series[mf.GetName()] == nil {
+				series[mf.GetName()] = map[string]int{}
+			}
+			series[mf.GetName()][log]++
+			if mf.GetName() == "tollgate_analytics_events_written_total" {
+				written[log] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	wantSeries := map[string]map[string]int{
+		"tollgate_analytics_batch_duration_seconds": {"inference": 1, "decision": 1},
+		"tollgate_analytics_events_dropped_total":   {"inference": 3, "decision": 3}, // one per reason
+		"tollgate_analytics_events_written_total":   {"inference": 1, "decision": 1},
+		"tollgate_analytics_insert_errors_total":    {"inference": 1, "decision": 1},
+		"tollgate_analytics_queue_depth":            {"inference": 1, "decision": 1},
+	}
+	if diff := cmp.Diff(wantSeries, series); diff != "" {
+		t.Errorf("series per metric and log label (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]float64{"inference": 2, "decision": 5}, written); diff != "" {
+		t.Errorf("events_written_total by log (-want +got):\n%s", diff)
+	}
+
+	if _, err := NewDecisionWriter(cfg, fd, reg, nil); err == nil {
+		t.Error("second NewDecisionWriter on the same registry: got nil error, want a registration conflict")
+	}
+}
+
+// TestNewWriterRegistersAllOrNothing makes the last registration conflict:
+// the metrics registered before it must be unregistered again, so a retry
+// after removing the conflict succeeds.
+func TestNewWriterRegistersAllOrNothing(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	squatter := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tollgate_analytics_queue_depth",
+		Help:        "Analytics events waiting in the queue, by log.",
+		ConstLabels: prometheus.Labels{"log": "decision"},
+	})
+	reg.MustRegister(squatter)
+	cfg := WriterConfig{}
+	if _, err := NewDecisionWriter(cfg, newFakeDecisionInserter(), reg, nil); err == nil {
+		t.Fatal("NewDecisionWriter with queue_depth taken: got nil error, want a registration conflict")
+	}
+	reg.Unregister(squatter)
+	if _, err := NewDecisionWriter(cfg, newFakeDecisionInserter(), reg, nil); err != nil {
+		t.Errorf("NewDecisionWriter after the conflict is gone: %v, want nil (metrics left from the failed attempt?)", err)
 	}
 }

@@ -38,3 +38,37 @@ PARTITION BY toYYYYMM(timestamp)
 ORDER BY (toDate(timestamp), team, request_id)
 SETTINGS index_granularity = 8192;
 
+-- decision_log
+CREATE TABLE IF NOT EXISTS tollgate.decision_log
+(
+    request_id        String,
+    timestamp         DateTime('UTC'),
+    subject           String,
+    key_id            String,
+    team              String,
+    org               String,
+    kind              String,
+    model_requested   String,
+    bundle_revision   String,
+    allowed           UInt8,
+    deny_codes        Array(String),
+    route             Array(String),
+    fallbacks         Array(String),
+    mask_types        Array(String),
+    mask_actions      Array(String),
+    limits            Array(String),
+    store_prompt      UInt8,
+    eval_micros       UInt32,
+    error             String,
+    shadow_revision   String,
+    shadow_differs    UInt8,
+    shadow_allowed    UInt8,
+    shadow_deny_codes Array(String),
+    shadow_error      String,
+    inserted_at       DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree(inserted_at)
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (toDate(timestamp), team, request_id)
+SETTINGS index_granularity = 8192;
+

@@ -39,3 +39,38 @@ ORDER BY (toDate(timestamp), team, request_id)
 TTL toDateTime(timestamp) + INTERVAL 90 DAY
 SETTINGS index_granularity = 8192;
 
+-- decision_log
+CREATE TABLE IF NOT EXISTS tollgate.decision_log
+(
+    request_id        String,
+    timestamp         DateTime64(3, 'UTC'),
+    subject           String,
+    key_id            LowCardinality(String),
+    team              LowCardinality(String),
+    org               LowCardinality(String),
+    kind              LowCardinality(String),
+    model_requested   LowCardinality(String),
+    bundle_revision   LowCardinality(String),
+    allowed           UInt8,
+    deny_codes        Array(LowCardinality(String)),
+    route             Array(LowCardinality(String)),
+    fallbacks         Array(LowCardinality(String)),
+    mask_types        Array(LowCardinality(String)),
+    mask_actions      Array(LowCardinality(String)),
+    limits            Array(String),
+    store_prompt      UInt8,
+    eval_micros       UInt32,
+    error             LowCardinality(String),
+    shadow_revision   LowCardinality(String),
+    shadow_differs    UInt8,
+    shadow_allowed    UInt8,
+    shadow_deny_codes Array(LowCardinality(String)),
+    shadow_error      LowCardinality(String),
+    inserted_at       DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree(inserted_at)
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (toDate(timestamp), team, request_id)
+TTL toDateTime(timestamp) + INTERVAL 90 DAY
+SETTINGS index_granularity = 8192;
+
