@@ -33,6 +33,9 @@ type Config struct {
 	bundles.Config `yaml:",inline"`
 	// Entrypoint is the rule whose value is the decision.
 	Entrypoint string `yaml:"entrypoint"`
+	// Shadow, when set, names a candidate bundle evaluated on every request
+	// beside the live one without being enforced (shadow mode).
+	Shadow *bundles.Config `yaml:"shadow"`
 }
 
 // Validate reports configuration problems.
@@ -44,6 +47,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Config.Validate())
+	if c.Shadow != nil {
+		if len(c.Shadow.Sources()) == 0 {
+			errs = append(errs, errors.New("policy.shadow: no bundle; set policy.shadow.bundle (a folder) or policy.shadow.bundles"))
+		} else if err := c.Shadow.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("policy.shadow: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -131,9 +131,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	for _, f := range in.PII.Findings {
 		st.ev.PIICount += f.Count
 	}
-	evalStart := time.Now()
-	d, err := policy.Eval(ctx, in)
-	s.metrics.policyEval.Observe(time.Since(evalStart).Seconds())
+	d, err := s.decide(ctx, st, policy, in)
 	if err != nil {
 		s.metrics.decisions.WithLabelValues("error").Inc()
 		s.deps.Log.Error("policy evaluation", "request_id", st.ev.RequestID, "bundle_revision", policy.Revision, "err", err)

@@ -61,6 +61,8 @@ type harnessOpts struct {
 	discardEvents bool
 	// now is the gateway's clock; nil means the fixed testNow.
 	now func() time.Time
+	// shadow is a candidate bundle evaluated in shadow mode; nil means none.
+	shadow fs.FS
 }
 
 // steppingClock starts at testNow and advances by step at every reading, so
@@ -73,17 +75,36 @@ func steppingClock(step time.Duration) func() time.Time {
 // harness is a gateway wired from real parts (engine, memory limiter, API
 // keys, provider adapters) behind an httptest server.
 type harness struct {
-	srv      *Server
-	gw       *httptest.Server
-	client   *http.Client
-	engine   *engine.Engine
-	bundle   *bundles.Bundle
-	limiter  *quota.Memory
-	events   *eventSink
-	counter  *tokens.Counter
-	registry *prometheus.Registry
-	key      string
-	keyID    string
+	srv       *Server
+	gw        *httptest.Server
+	client    *http.Client
+	engine    *engine.Engine
+	bundle    *bundles.Bundle
+	limiter   *quota.Memory
+	events    *eventSink
+	counter   *tokens.Counter
+	registry  *prometheus.Registry
+	key       string
+	keyID     string
+	decisions *decisionSink
+}
+
+// decisionSink collects decision-log events.
+type decisionSink struct {
+	mu     sync.Mutex
+	events []analytics.DecisionEvent
+}
+
+func (s *decisionSink) Enqueue(ev analytics.DecisionEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, ev)
+}
+
+func (s *decisionSink) all() []analytics.DecisionEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]analytics.DecisionEvent(nil), s.events...)
 }
 
 func newHarness(tb testing.TB, o harnessOpts) *harness {
@@ -108,13 +129,27 @@ func newHarness(tb testing.TB, o harnessOpts) *harness {
 		tb.Fatal(err)
 	}
 	h := &harness{
-		engine:   eng,
-		limiter:  quota.NewMemory(nil),
-		events:   &eventSink{discard: o.discardEvents},
-		counter:  counter,
-		registry: prometheus.NewRegistry(),
-		key:      key,
-		keyID:    keyID,
+		engine:    eng,
+		limiter:   quota.NewMemory(nil),
+		events:    &eventSink{discard: o.discardEvents},
+		counter:   counter,
+		registry:  prometheus.NewRegistry(),
+		key:       key,
+		keyID:     keyID,
+		decisions: &decisionSink{},
+	}
+	var shadow *engine.Engine
+	if o.shadow != nil {
+		if shadow, err = engine.New(engine.Config{}, nil); err != nil {
+			tb.Fatal(err)
+		}
+		sb, err := bundles.LoadFS(o.shadow, "shadow")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := shadow.Load(ctx, sb); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	policy := o.policy
 	if policy == nil {
@@ -163,6 +198,8 @@ func newHarness(tb testing.TB, o harnessOpts) *harness {
 		Models:    models,
 		Registry:  h.registry,
 		Now:       now,
+		Decisions: h.decisions,
+		Shadow:    shadow,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -13,6 +13,7 @@ type metrics struct {
 	upstream      *prometheus.CounterVec
 	costMicros    prometheus.Counter
 	streamsActive prometheus.Gauge
+	shadow        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,8 +44,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		streamsActive: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_streams_active", Help: "Streams being relayed now.",
 		}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_policy_shadow_evaluations_total", Help: "Shadow policy evaluations by result: same, different (from the live decision) or error.",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.policyEval, m.decisions, m.tokens, m.upstream, m.costMicros, m.streamsActive} {
+	for _, c := range []prometheus.Collector{m.shadow, m.requests, m.duration, m.policyEval, m.decisions, m.tokens, m.upstream, m.costMicros, m.streamsActive} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

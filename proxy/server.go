@@ -119,6 +119,11 @@ type Deps struct {
 	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Decisions receives the decision log; nil disables it.
+	Decisions DecisionSink
+	// Shadow is a candidate policy evaluated on every request without being
+	// enforced; nil disables shadow mode.
+	Shadow *engine.Engine
 	// Bundles reports the policy bundle loader's state for /readyz; nil
 	// when the engine is loaded by hand (tests).
 	Bundles func() bundles.Status

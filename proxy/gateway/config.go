@@ -53,8 +53,11 @@ type AnalyticsConfig struct {
 	ClickHouse analytics.ClickHouseConfig `yaml:"clickhouse"`
 	// File receives JSON lines when ClickHouse is not configured; "-" is
 	// standard output.
-	File   string                 `yaml:"file"`
-	Writer analytics.WriterConfig `yaml:"writer"`
+	File string `yaml:"file"`
+	// DecisionFile receives the decision log as JSON lines when ClickHouse
+	// is not configured; default: File with .decisions.jsonl.
+	DecisionFile string                 `yaml:"decision_file"`
+	Writer       analytics.WriterConfig `yaml:"writer"`
 }
 
 // LogConfig sets the process log.

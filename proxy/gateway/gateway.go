@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,13 +27,15 @@ import (
 
 // Gateway is a wired Tollgate: the proxy server and the parts it owns.
 type Gateway struct {
-	Server   *proxy.Server
-	Engine   *engine.Engine
-	Registry *prometheus.Registry
-	writer   *analytics.Writer
-	bundles  *bundles.Manager[*engine.Policy]
-	closers  []io.Closer
-	log      *slog.Logger
+	Server    *proxy.Server
+	Engine    *engine.Engine
+	Registry  *prometheus.Registry
+	writer    *analytics.Writer
+	decisions *analytics.DecisionWriter
+	bundles   *bundles.Manager[*engine.Policy]
+	shadow    *bundles.Manager[*engine.Policy]
+	closers   []io.Closer
+	log       *slog.Logger
 }
 
 // NewBundleManager returns the manager that loads the configured policy
@@ -40,6 +43,9 @@ type Gateway struct {
 func NewBundleManager(eng *engine.Engine, cfg engine.Config, reg prometheus.Registerer, log *slog.Logger) (*bundles.Manager[*engine.Policy], error) {
 	bc := cfg.Config
 	bc.Default = policies.FS
+	if reg != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"policy": "live"}, reg)
+	}
 	return bundles.NewManager(bc, eng.Compile, eng.Activate, reg, log)
 }
 
@@ -95,7 +101,22 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 	}
 	g.closers = append(g.closers, closer)
 
+	var shadow *engine.Engine
+	if cfg.Policy.Shadow != nil {
+		if shadow, err = engine.New(cfg.Policy, log.With("policy", "shadow")); err != nil {
+			return nil, err
+		}
+		sreg := prometheus.WrapRegistererWith(prometheus.Labels{"policy": "shadow"}, g.Registry)
+		if g.shadow, err = bundles.NewManager(*cfg.Policy.Shadow, shadow.Compile, shadow.Activate, sreg, log.With("policy", "shadow")); err != nil {
+			return nil, fmt.Errorf("policy.shadow: %w", err)
+		}
+		if err := g.shadow.Load(ctx); err != nil {
+			log.Error("shadow policy bundle not loaded; shadow evaluation is off until one loads", "err", err)
+		}
+	}
+
 	var out analytics.Inserter
+	var decOut analytics.DecisionInserter
 	if len(cfg.Analytics.ClickHouse.Addr) > 0 {
 		ch, err := analytics.OpenClickHouse(ctx, cfg.Analytics.ClickHouse)
 		if err != nil {
@@ -108,6 +129,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 			return nil, fmt.Errorf("analytics.clickhouse: %w", err)
 		}
 		out = ch
+		decOut = analytics.DecisionInserterFunc(ch.InsertDecisions)
 	} else {
 		path := cfg.Analytics.File
 		if path == "" {
@@ -119,6 +141,19 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 		}
 		g.closers = append(g.closers, jl)
 		out = jl
+		dpath := cfg.Analytics.DecisionFile
+		if dpath == "" {
+			dpath = decisionFileFor(path)
+		}
+		djl, err := analytics.OpenJSONLines(dpath)
+		if err != nil {
+			return nil, fmt.Errorf("analytics.decision_file: %w", err)
+		}
+		g.closers = append(g.closers, djl)
+		decOut = analytics.DecisionInserterFunc(djl.InsertDecisions)
+	}
+	if g.decisions, err = analytics.NewDecisionWriter(cfg.Analytics.Writer, decOut, g.Registry, log); err != nil {
+		return nil, err
 	}
 	if g.writer, err = analytics.NewWriter(cfg.Analytics.Writer, out, g.Registry, log); err != nil {
 		return nil, err
@@ -150,6 +185,8 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 		Registry:  g.Registry,
 		Log:       log,
 		Bundles:   g.bundles.Status,
+		Decisions: g.decisions,
+		Shadow:    shadow,
 	})
 	if err != nil {
 		return nil, err
@@ -161,16 +198,28 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 // in-flight requests, the event writer flushes, and the stores close.
 func (g *Gateway) Run(ctx context.Context, l net.Listener) error {
 	g.writer.Start()
+	g.decisions.Start()
 	bctx, stopBundles := context.WithCancel(ctx)
-	bdone := make(chan error, 1)
-	go func() { bdone <- g.bundles.Run(bctx) }()
+	managers := []*bundles.Manager[*engine.Policy]{g.bundles}
+	if g.shadow != nil {
+		managers = append(managers, g.shadow)
+	}
+	bdone := make(chan error, len(managers))
+	for _, m := range managers {
+		go func() { bdone <- m.Run(bctx) }()
+	}
 	err := g.Server.Serve(ctx, l)
 	stopBundles()
-	err = errors.Join(err, <-bdone)
+	for range managers {
+		err = errors.Join(err, <-bdone)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if werr := g.writer.Stop(sctx); werr != nil {
 		err = errors.Join(err, fmt.Errorf("flush inference log: %w", werr))
+	}
+	if werr := g.decisions.Stop(sctx); werr != nil {
+		err = errors.Join(err, fmt.Errorf("flush decision log: %w", werr))
 	}
 	return errors.Join(err, g.closeAll())
 }
@@ -184,4 +233,12 @@ func (g *Gateway) closeAll() error {
 	}
 	g.closers = nil
 	return errors.Join(errs...)
+}
+
+// decisionFileFor names the decision-log file beside the inference-log file.
+func decisionFileFor(path string) string {
+	if path == "-" {
+		return "-"
+	}
+	return strings.TrimSuffix(path, ".jsonl") + ".decisions.jsonl"
 }
