@@ -61,7 +61,14 @@ func TestLoadFSEmbedded(t *testing.T) {
 			t.Errorf("Modules[%s]: got nil, want a parsed module", n)
 		}
 	}
-	if got, want := len(names), 4; got != want {
+	want := 0
+	_ = fs.WalkDir(policies.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".rego") && !strings.HasSuffix(p, "_test.rego") {
+			want++
+		}
+		return nil
+	})
+	if got := len(names); got != want || want < 6 {
 		t.Errorf("Modules: got %d (%q), want %d", got, names, want)
 	}
 

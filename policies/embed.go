@@ -4,8 +4,8 @@ package policies
 
 import "embed"
 
-// FS holds the default library: the Rego modules of authz, main, pii and
-// quota, their tests, and data/.
+// FS holds the default library: the Rego modules of authz, guardrails,
+// main, pii, quota and routing, their tests, and data/.
 //
-//go:embed authz main pii quota data
+//go:embed authz guardrails main pii quota routing data
 var FS embed.FS
