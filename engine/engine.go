@@ -84,8 +84,10 @@ type Policy struct {
 	Source  string
 	Modules int
 	// Prices is the bundle's price book.
-	Prices *PriceBook
-	query  rego.PreparedEvalQuery
+	Prices  *PriceBook
+	query   rego.PreparedEvalQuery
+	phrases []phraseRule
+	models  map[string]bool
 }
 
 // Compile prepares b for evaluation and smoke-evaluates it on a sample input;
@@ -107,7 +109,11 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
-	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q}
+	phrases, err := newPhraseRules(b.Data)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
+	}
+	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, phrases: phrases, models: knownModels(b.Data)}
 	if _, err := p.Eval(ctx, smokeInput()); err != nil {
 		return nil, fmt.Errorf("bundle %s: smoke evaluation: %w", b.Source, err)
 	}

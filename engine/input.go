@@ -20,6 +20,15 @@ type Input struct {
 	Tokens     Tokens
 	PII        PIISummary
 	Complexity Complexity
+	Signals    Signals
+}
+
+// Signals are findings about the prompt text that policies act on without
+// seeing the text.
+type Signals struct {
+	// MatchedPhrases lists the ids of data.data.guardrails.blocked_phrases
+	// rules whose phrases occur in the prompt (case and white space folded).
+	MatchedPhrases []string
 }
 
 // RequestInfo describes the HTTP request.
@@ -121,6 +130,9 @@ func (in *Input) Value() ast.Value {
 				item("turns", intValue(in.Complexity.Turns)),
 				item("code", ast.Boolean(in.Complexity.Code)),
 			)),
+		)),
+		item("signals", ast.NewObject(
+			item("matched_phrases", stringArray(in.Signals.MatchedPhrases)),
 		)),
 	)
 }

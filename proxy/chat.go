@@ -113,11 +113,12 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	st.ev.ModelRequested = req.Model
 	st.ev.Stream = req.Stream
 
-	if len(s.deps.Models[req.Model]) == 0 {
+	policy := s.deps.Engine.Current()
+	// A model no upstream serves and the policy's data does not know (its
+	// catalog or routing's auto models) cannot be routed anywhere.
+	if len(s.deps.Models[req.Model]) == 0 && (policy == nil || !policy.KnowsModel(req.Model)) {
 		return apiError(http.StatusNotFound, "model_not_found", fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the models you can use", req.Model))
 	}
-
-	policy := s.deps.Engine.Current()
 	if policy == nil {
 		s.metrics.decisions.WithLabelValues("error").Inc()
 		return apiError(http.StatusServiceUnavailable, "policy_not_ready", "the gateway has not loaded a policy bundle yet; retry shortly")
@@ -125,7 +126,9 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	st.ev.BundleRevision = policy.Revision
 	in, scan := s.deps.Builder.Build(req, engine.RequestInfo{
 		ID: st.ev.RequestID, Path: r.URL.Path, ReceivedAt: st.start, ClientIP: st.ev.ClientIP,
+		Headers: s.policyHeaders(r.Header),
 	}, id)
+	policy.MatchPhrases(req, in)
 	st.ev.PromptTokensEstimated = int64(in.Tokens.Prompt)
 	st.ev.PIITypes = in.PII.Types
 	for _, f := range in.PII.Findings {
@@ -173,6 +176,21 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return s.relayStream(c, st, policy, up, req, clientUsage)
 	}
 	return s.relayJSON(c, st, policy, up, req)
+}
+
+// policyHeaders returns the allow-listed request headers the policy sees,
+// keyed by lower-case name.
+func (s *Server) policyHeaders(h http.Header) map[string]string {
+	var out map[string]string
+	for _, name := range s.cfg.PolicyHeaders {
+		if v := h.Get(name); v != "" {
+			if out == nil {
+				out = make(map[string]string, len(s.cfg.PolicyHeaders))
+			}
+			out[strings.ToLower(name)] = v
+		}
+	}
+	return out
 }
 
 func (s *Server) readBody(c echo.Context) ([]byte, error) {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,6 +37,9 @@ type Config struct {
 	ShutdownTimeout   string `yaml:"shutdown_timeout"`
 	// TrustForwardedFor takes the client IP from X-Forwarded-For.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+	// PolicyHeaders are the request headers the policy sees as
+	// input.request.headers (never credentials).
+	PolicyHeaders []string `yaml:"policy_headers"`
 }
 
 // Defaults fills empty fields.
@@ -58,6 +62,9 @@ func (c *Config) Defaults() {
 	if c.ShutdownTimeout == "" {
 		c.ShutdownTimeout = "30s"
 	}
+	if c.PolicyHeaders == nil {
+		c.PolicyHeaders = []string{"X-Tollgate-Preference", "X-Tollgate-Project"}
+	}
 }
 
 // Validate reports every problem.
@@ -68,6 +75,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("server.max_body_bytes: %d is too small (want at least 1024)", c.MaxBodyBytes))
+	}
+	for i, h := range c.PolicyHeaders {
+		switch strings.ToLower(h) {
+		case "authorization", "x-api-key", "cookie", "proxy-authorization":
+			errs = append(errs, fmt.Errorf("server.policy_headers[%d]: %q carries credentials and must not reach policies or logs", i, h))
+		}
 	}
 	for _, d := range []struct{ name, v string }{
 		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
