@@ -39,16 +39,21 @@ lint: ## gofmt and go vet
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+POLICY_SETS := policies examples/startup examples/enterprise
+
 policy-fmt: ## fail when opa fmt would change a policy
-	@out=$$($(OPA) fmt --list policies); \
+	@out=$$($(OPA) fmt --list $(POLICY_SETS)); \
 	if [ -n "$$out" ]; then echo "opa fmt would change:"; echo "$$out"; exit 1; fi
 
-policy-check: policy-fmt ## opa check --strict on the policy library
-	$(OPA) check --strict policies
+policy-check: policy-fmt ## opa check --strict on the policy library and the examples
+	@for d in $(POLICY_SETS); do echo "opa check --strict $$d"; $(OPA) check --strict $$d || exit 1; done
 
-policy-test: ## opa test with coverage (at least 90%)
-	$(OPA) test --coverage --threshold 90 policies > /dev/null
-	$(OPA) test -v policies | tail -n 3
+policy-test: ## opa test with coverage (at least 90%) for the library and each example
+	@for d in $(POLICY_SETS); do \
+	  echo "opa test --coverage --threshold 90 $$d"; \
+	  $(OPA) test --coverage --threshold 90 $$d > /dev/null || { $(OPA) test $$d; exit 1; }; \
+	  $(OPA) test $$d | tail -n 1; \
+	done
 
 bundle: ## build the default policy library into bin/bundle.tar.gz
 	mkdir -p bin && $(OPA) build -o bin/bundle.tar.gz policies
