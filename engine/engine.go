@@ -95,7 +95,8 @@ type Policy struct {
 func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error) {
 	opts := []func(*rego.Rego){
 		rego.Query(e.entrypoint),
-		rego.Store(inmem.NewFromObject(b.Data)),
+		rego.Store(inmem.NewFromObjectWithOpts(b.Data, inmem.OptReturnASTValuesOnRead(true))),
+		rego.StoreReadAST(true),
 		rego.SetRegoVersion(ast.RegoV1),
 	}
 	for _, m := range b.Modules {
