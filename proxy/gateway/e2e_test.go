@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -351,6 +352,77 @@ func TestEndToEnd(t *testing.T) {
 
 	gw.stop(t)
 	checkInferenceLog(t, ch.Addr, want)
+	checkDecisionLog(t, ch.Addr, want)
+	checkNoPIIStored(t, ch.Addr, []string{"ana.lopez@example.com", "4111 1111 1111 1111", "4111111111111111"})
+}
+
+// checkDecisionLog checks that every request that reached the policy has
+// exactly one decision-log row, with the same verdict as its inference row.
+func checkDecisionLog(t *testing.T, addr string, want map[string]expectRow) {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rows, err := conn.Query(context.Background(), `SELECT request_id, allowed, arrayStringConcat(deny_codes, ','), bundle_revision, team
+		FROM tollgate.decision_log FINAL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]bool{}
+	for rows.Next() {
+		var id, deny, rev, team string
+		var allowed uint8
+		if err := rows.Scan(&id, &allowed, &deny, &rev, &team); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = true
+		w, ok := want[id]
+		if !ok {
+			t.Errorf("decision_log row %s belongs to no request of the test", id)
+			continue
+		}
+		// Quota refusals happen after an allowing decision.
+		wantAllowed := w.allowed || w.denyCode == "rate_limited"
+		if (allowed == 1) != wantAllowed || rev == "" || team != w.team {
+			t.Errorf("decision_log %s: allowed=%d deny=%q rev=%q team=%q, want allowed=%v team %q", id, allowed, deny, rev, team, wantAllowed, w.team)
+		}
+		if w.denyCode == "model_not_allowed" && deny != "model_not_allowed" {
+			t.Errorf("decision_log %s: deny codes %q, want model_not_allowed", id, deny)
+		}
+	}
+	for id, w := range want {
+		reached := w.allowed || w.denyCode == "rate_limited" || w.denyCode == "model_not_allowed"
+		if reached && !got[id] {
+			t.Errorf("request %s (%+v) reached the policy but has no decision_log row", id, w)
+		}
+		if !reached && got[id] {
+			t.Errorf("request %s (%+v) never reached the policy but has a decision_log row", id, w)
+		}
+	}
+}
+
+// checkNoPIIStored dumps both log tables as text and looks for the raw
+// values the test sent.
+func checkNoPIIStored(t *testing.T, addr string, values []string) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	for _, table := range []string{"tollgate.inference_log", "tollgate.decision_log"} {
+		out, err := exec.Command("clickhouse-client", "--host", "127.0.0.1", "--port", port, "--query", "SELECT * FROM "+table+" FORMAT TSV").CombinedOutput()
+		if err != nil {
+			t.Fatalf("dump %s: %v: %s", table, err, out)
+		}
+		if len(out) == 0 {
+			t.Fatalf("dump %s: empty", table)
+		}
+		for _, v := range values {
+			if strings.Contains(string(out), v) {
+				t.Errorf("%s holds the raw value %q", table, v)
+			}
+		}
+	}
 }
 
 type expectRow struct {
