@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,8 +86,15 @@ type Policy struct {
 	Source  string
 	Modules int
 	// Prices is the bundle's price book.
-	Prices  *PriceBook
-	query   rego.PreparedEvalQuery
+	Prices *PriceBook
+	// query is the entrypoint prepared as written; Explain traces it, so
+	// that the rules it reports are the bundle's own.
+	query rego.PreparedEvalQuery
+	// eval is what Eval runs: the entrypoint prepared from its partial
+	// evaluation (see preparePartial), else query.
+	eval rego.PreparedEvalQuery
+	// partial is true when eval comes from partial evaluation.
+	partial bool
 	phrases []phraseRule
 	models  map[string]bool
 }
@@ -93,9 +102,10 @@ type Policy struct {
 // Compile prepares b for evaluation and smoke-evaluates it on a sample input;
 // the result is not yet current (see Activate).
 func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error) {
+	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptReturnASTValuesOnRead(true))
 	opts := []func(*rego.Rego){
 		rego.Query(e.entrypoint),
-		rego.Store(inmem.NewFromObjectWithOpts(b.Data, inmem.OptReturnASTValuesOnRead(true))),
+		rego.Store(store),
 		rego.StoreReadAST(true),
 		rego.SetRegoVersion(ast.RegoV1),
 	}
@@ -114,11 +124,68 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
-	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, phrases: phrases, models: knownModels(b.Data)}
+	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, phrases: phrases, models: knownModels(b.Data)}
+	if fast, err := preparePartial(ctx, opts, q); err != nil {
+		if e.log != nil {
+			e.log.Warn("policy partial evaluation failed; decisions are evaluated without it", "source", b.Source, "revision", b.Revision, "error", err)
+		}
+	} else {
+		p.eval, p.partial = fast, true
+	}
 	if _, err := p.Eval(ctx, smokeInput()); err != nil {
 		return nil, fmt.Errorf("bundle %s: smoke evaluation: %w", b.Source, err)
 	}
 	return p, nil
+}
+
+// preparePartial prepares the entrypoint from its partial evaluation with
+// the input unknown: every part of the policy that depends on the bundle's
+// data alone (tables built from data, data-only conditions) is evaluated
+// here, once per bundle, and what remains reads the input. The residual
+// policy must decide exactly as plain does: it is checked on the smoke input
+// and refused when it differs, and the caller then keeps plain.
+func preparePartial(ctx context.Context, opts []func(*rego.Rego), plain rego.PreparedEvalQuery) (rego.PreparedEvalQuery, error) {
+	fast, err := partialResult(ctx, opts)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, err
+	}
+	in := rego.EvalParsedInput(smokeInput().Value())
+	want, wantErr := plain.Eval(ctx, in)
+	got, gotErr := fast.Eval(ctx, in)
+	if (wantErr == nil) != (gotErr == nil) || !reflect.DeepEqual(resultValue(got), resultValue(want)) {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("partial result decides the smoke input differently: got %v (error %v), want %v (error %v)", resultValue(got), gotErr, resultValue(want), wantErr)
+	}
+	return fast, nil
+}
+
+// partialMu serializes partial evaluations in the process. OPA v1.22.2's
+// PartialResult builds its query and result rule around the shared
+// ast.Wildcard term, which compiling writes in place: two bundles compiling
+// at once (the live one and a shadow) would race on it. It guards no state
+// of ours.
+var partialMu sync.Mutex
+
+// partialResult prepares the entrypoint of opts from rego.PartialResult.
+func partialResult(ctx context.Context, opts []func(*rego.Rego)) (rego.PreparedEvalQuery, error) {
+	partialMu.Lock()
+	defer partialMu.Unlock()
+	pr, err := rego.New(opts...).PartialResult(ctx)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("partial evaluation: %w", err)
+	}
+	fast, err := pr.Rego(rego.StoreReadAST(true), rego.SetRegoVersion(ast.RegoV1)).PrepareForEval(ctx)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("prepare partial result: %w", err)
+	}
+	return fast, nil
+}
+
+// resultValue is the value of the entrypoint in rs, nil when undefined.
+func resultValue(rs rego.ResultSet) any {
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil
+	}
+	return rs[0].Expressions[0].Value
 }
 
 // Activate makes p the policy of every request that starts from now on.
@@ -151,7 +218,7 @@ var ErrUndefined = errors.New("policy decision is undefined")
 
 // Eval evaluates the policy on in.
 func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
-	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(in.Value()))
+	rs, err := p.eval.Eval(ctx, rego.EvalParsedInput(in.Value()))
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policy: %w", err)
 	}

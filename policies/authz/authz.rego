@@ -13,54 +13,86 @@
 #
 # Admin actions ("keys:write", "quota:read", ...) come from the roles'
 # permissions; the gateway's admin endpoints query allowed_actions.
+#
+# Performance: the rules marked "data only" read no input. The gateway
+# partially evaluates the library once per bundle, which folds them into
+# constants, so a request pays only for lookups in them (object.get, in),
+# never for walking the access data.
 package tollgate.authz
 
 import data.data.access
 
-default is_service := false
-
 # is_service is true for service accounts, which have their own model rules.
+# It has no default so that partial evaluation inlines it as one comparison.
 is_service if input.identity.kind == "service"
+
+# group_models maps every model group to the set of its model names (data
+# only).
+group_models[group] := {m | some m in models} if some group, models in access.model_groups
+
+# grants returns the set of model names (or "*") the model groups groups
+# hold (data only).
+grants(groups) := {m | some group in groups; some m in group_models[group]}
+
+# role_grants maps every role to the models its model groups grant (data
+# only).
+role_grants[role] := grants(r.model_groups) if some role, r in access.roles
+
+# team_grants maps every team that lists model_groups to the models they
+# hold (data only).
+team_grants[team] := grants(t.model_groups) if {
+	some team, t in access.teams
+	t.model_groups
+}
+
+# team_service_groups maps every team that lists service_model_groups to
+# that list (data only).
+team_service_groups[team] := t.service_model_groups if some team, t in access.teams
+
+# default_service_groups are the groups of services whose team has no list
+# (data only).
+default_service_groups := groups if {
+	groups := access.services.default_model_groups
+} else := []
+
+# service_grants maps every team with service_model_groups to the models its
+# services may use (data only); default_service_grants applies to the rest.
+service_grants[team] := grants(groups) if some team, groups in team_service_groups
+
+default_service_grants := grants(default_service_groups)
 
 # role_models is the set of model names (or "*") the principal's roles grant.
 role_models contains model if {
 	some role in input.identity.roles
-	some group in access.roles[role].model_groups
-	some model in access.model_groups[group]
+	some model in object.get(role_grants, role, set())
 }
+
+# team is the caller's team, null when the input names none (no data key is
+# null, so lookups fall back to the defaults).
+team := object.get(input, ["identity", "team"], null)
 
 # service_groups are the model groups a service may use: its team's list,
 # else the default for services.
-service_groups := groups if {
-	groups := access.teams[input.identity.team].service_model_groups
-} else := groups if {
-	groups := access.services.default_model_groups
-} else := []
+service_groups := object.get(team_service_groups, team, default_service_groups)
 
 # service_models is the set of model names (or "*") a service may use.
-service_models contains model if {
-	some group in service_groups
-	some model in access.model_groups[group]
-}
+service_models := object.get(service_grants, team, default_service_grants)
 
 # allowed_models is the set of model names (or "*") the principal may use
 # before any team restriction.
-allowed_models := service_models if {
-	is_service
-} else := role_models
+allowed_models := service_models if is_service
+
+allowed_models := role_models if not is_service
 
 # team_restricted is true when the caller's team lists its own model groups;
 # it never applies to services, whose team list is service_model_groups.
 team_restricted if {
 	not is_service
-	access.teams[input.identity.team].model_groups
+	input.identity.team in object.keys(team_grants)
 }
 
 # team_models is the set of model names (or "*") the caller's team allows.
-team_models contains model if {
-	some group in access.teams[input.identity.team].model_groups
-	some model in access.model_groups[group]
-}
+team_models := object.get(team_grants, input.identity.team, set())
 
 # permits reports whether the model set models includes model m.
 permits(models, _) if "*" in models
@@ -79,10 +111,52 @@ model_permitted(m) if {
 	not team_blocks(m)
 }
 
+# permitted_models returns the set of models among the set models that the
+# principal may use: {m | some m in models; model_permitted(m)}, computed
+# with set operations so that routing checks its models at once.
+permitted_models(models) := granted(models) if not team_restricted
+
+permitted_models(models) := granted(models) if {
+	team_restricted
+	"*" in team_models
+}
+
+permitted_models(models) := granted(models) & team_models if {
+	team_restricted
+	not "*" in team_models
+}
+
+granted(models) := models if "*" in allowed_models
+
+granted(models) := models & allowed_models if not "*" in allowed_models
+
+# roles_grant is true when one of the principal's roles grants the requested
+# model. It looks the roles up one by one instead of building role_models.
+roles_grant if {
+	some role in input.identity.roles
+	permits(object.get(role_grants, role, set()), input.model.requested)
+}
+
+# requested_permitted is model_permitted(input.model.requested), written so
+# that a request evaluates only lookups.
+requested_permitted if {
+	not is_service
+	roles_grant
+	not team_blocks(input.model.requested)
+}
+
+requested_permitted if {
+	is_service
+	permits(service_models, input.model.requested)
+}
+
 default model_allowed := false
 
 # model_allowed is true when the principal may use the requested model.
-model_allowed if model_permitted(input.model.requested)
+model_allowed if requested_permitted
+
+# The deny rules test their conditions first; the message, which sorts and
+# formats, is built only when a rule denies.
 
 deny contains {
 	"code": "no_role",
@@ -96,11 +170,11 @@ deny contains {
 deny contains {
 	"code": "model_not_allowed",
 	"status": 403,
-	"message": sprintf("principal %q (roles %v) may not use model %q; use one of %v or ask an admin to grant a role that includes it", [input.identity.subject, input.identity.roles, input.model.requested, sort(allowed_models)]),
+	"message": sprintf("principal %q (roles %v) may not use model %q; use one of %v or ask an admin to grant a role that includes it", [input.identity.subject, input.identity.roles, input.model.requested, sort(role_models)]),
 } if {
 	not is_service
 	count(input.identity.roles) > 0
-	not permits(allowed_models, input.model.requested)
+	not roles_grant
 }
 
 deny contains {
@@ -108,9 +182,10 @@ deny contains {
 	"status": 403,
 	"message": sprintf("team %q may only use the model groups %v, which do not include %q; use one of %v or ask an admin to add the model to the team's model_groups", [input.identity.team, access.teams[input.identity.team].model_groups, input.model.requested, sort(team_models)]),
 } if {
+	count(team_grants) > 0
 	team_restricted
 	count(input.identity.roles) > 0
-	permits(allowed_models, input.model.requested)
+	roles_grant
 	not permits(team_models, input.model.requested)
 }
 
@@ -136,7 +211,7 @@ permissions contains p if {
 allowed_actions contains action if {
 	some action in access.actions
 	some p in permissions
-	grants(p, action)
+	grants_action(p, action)
 }
 
 allowed_actions contains p if {
@@ -144,9 +219,9 @@ allowed_actions contains p if {
 	not contains(p, "*")
 }
 
-grants("*", _) := true
+grants_action("*", _) := true
 
-grants(p, action) if {
+grants_action(p, action) if {
 	endswith(p, ":*")
 	startswith(action, trim_suffix(p, "*"))
 }

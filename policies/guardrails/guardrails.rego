@@ -17,22 +17,58 @@
 # A team's limit wins over the default; 0 or a missing limit means none.
 package tollgate.guardrails
 
-# limit returns the team's value of the guardrail named name, else the default.
-limit(name) := n if {
-	n := data.data.guardrails[name].teams[input.identity.team]
-} else := data.data.guardrails[name].default
+# prompt_limits and completion_caps map the teams with their own value to
+# it; the defaults are lists of one value, or empty (data only).
+default prompt_limits := {}
+
+prompt_limits := data.data.guardrails.max_prompt_tokens.teams if is_object(data.data.guardrails.max_prompt_tokens.teams)
+
+prompt_default := [n | n := data.data.guardrails.max_prompt_tokens.default]
+
+default completion_caps := {}
+
+completion_caps := data.data.guardrails.max_completion_tokens.teams if is_object(data.data.guardrails.max_completion_tokens.teams)
+
+completion_default := [n | n := data.data.guardrails.max_completion_tokens.default]
+
+# team is the caller's team, null when the input names none (no data key is
+# null, so lookups fall back to the defaults).
+team := object.get(input, ["identity", "team"], null)
+
+# max_prompt is the prompt limit for the caller's team, else the default.
+max_prompt := prompt_default[0] if count(prompt_limits) == 0
+
+max_prompt := object.get(prompt_limits, team, prompt_default[0]) if count(prompt_limits) > 0
+
+max_prompt := n if {
+	count(prompt_default) == 0
+	some t, n in prompt_limits
+	t == input.identity.team
+}
+
+# max_completion is the max_tokens cap for the caller's team, else the default.
+max_completion := completion_default[0] if count(completion_caps) == 0
+
+max_completion := object.get(completion_caps, team, completion_default[0]) if count(completion_caps) > 0
+
+max_completion := n if {
+	count(completion_default) == 0
+	some t, n in completion_caps
+	t == input.identity.team
+}
 
 # whom names the limit's owner in messages.
 whom := sprintf("team %q", [input.identity.team]) if {
 	input.identity.team != ""
 } else := "this gateway"
 
+# The deny rules compare first and build their message only when they deny.
+
 deny contains {
 	"code": "prompt_too_long",
 	"status": 400,
 	"message": sprintf("the prompt has %d tokens, more than the %d allowed for %s; shorten or summarise the messages, or split the request", [input.tokens.prompt, max_prompt, whom]),
 } if {
-	max_prompt := limit("max_prompt_tokens")
 	max_prompt > 0
 	input.tokens.prompt > max_prompt
 }
@@ -40,11 +76,10 @@ deny contains {
 deny contains {
 	"code": "max_tokens_too_high",
 	"status": 400,
-	"message": sprintf("max_tokens is %d, more than the %d allowed for %s; set max_tokens (or max_completion_tokens) to %d or less", [input.params.max_tokens, cap, whom, cap]),
+	"message": sprintf("max_tokens is %d, more than the %d allowed for %s; set max_tokens (or max_completion_tokens) to %d or less", [input.params.max_tokens, max_completion, whom, max_completion]),
 } if {
-	cap := limit("max_completion_tokens")
-	cap > 0
-	input.params.max_tokens > cap
+	max_completion > 0
+	input.params.max_tokens > max_completion
 }
 
 # applies reports whether a blocked-phrase rule covers the caller's team.
@@ -58,27 +93,43 @@ applies(rule) if {
 	not input.identity.team in object.get(rule, "exempt_teams", [])
 }
 
-# matched maps the id of every applicable rule the engine found to its mode.
-matched[id] := object.get(rule, "mode", "deny") if {
+# matched_rules maps the id of every applicable rule the engine found to the
+# rule.
+matched_rules[id] := rule if {
 	some id in input.signals.matched_phrases
-	rule := data.data.guardrails.blocked_phrases[id]
+	some rule in object.filter(data.data.guardrails.blocked_phrases, [id])
 	applies(rule)
 }
+
+# matched maps the id of every applicable rule the engine found to its mode.
+matched[id] := object.get(rule, "mode", "deny") if some id, rule in matched_rules
 
 deny contains {
 	"code": "blocked_content",
 	"status": 400,
 	"message": sprintf("the request matches the %s guardrail %q; %s and retry", [category, id, hint]),
 } if {
-	some id, mode in matched
-	mode != "log"
-	rule := data.data.guardrails.blocked_phrases[id]
+	some id, rule in matched_rules
+	object.get(rule, "mode", "deny") != "log"
 	category := object.get(rule, "category", "content")
 	hint := object.get(rule, "message", "rephrase it without that content")
 }
 
+# log_rules are the ids of the rules in mode "log" (data only).
+log_rules contains id if {
+	some id, rule in data.data.guardrails.blocked_phrases
+	object.get(rule, "mode", "deny") == "log"
+}
+
+# may_tag is true when a rule may add a tag (data only).
+default may_tag := false
+
+may_tag if count(log_rules) > 0
+
 # tags are added to the inference log: log-mode rules that matched.
 tags["guardrail_log"] := concat(",", sort(logged)) if {
-	logged := [id | some id, mode in matched; mode == "log"]
+	count(log_rules) > 0
+	found := matched
+	logged := [id | some id, mode in found; mode == "log"]
 	count(logged) > 0
 }

@@ -21,22 +21,38 @@ default allow := false
 
 allow if count(deny) == 0
 
-# store_prompt says whether the inference log keeps the prompt text: the
-# team's choice, else the default (data.data.log.store_prompt), else false.
-store_prompt := flag if {
-	flag := data.data.log.store_prompt.teams[input.identity.team]
-	is_boolean(flag)
-} else := flag if {
+# team is the caller's team, null when the input names none (no data key is
+# null, so lookups fall back to the defaults).
+team := object.get(input, ["identity", "team"], null)
+
+# store_prompt_default and store_prompt_teams hold the boolean flags of
+# data.data.log.store_prompt (data only).
+default store_prompt_default := false
+
+store_prompt_default := flag if {
 	flag := data.data.log.store_prompt.default
 	is_boolean(flag)
-} else := false
+}
+
+store_prompt_teams[t] := flag if {
+	some t, flag in data.data.log.store_prompt.teams
+	is_boolean(flag)
+}
+
+# store_prompt says whether the inference log keeps the prompt text: the
+# team's choice, else the default (data.data.log.store_prompt), else false.
+store_prompt := store_prompt_default if count(store_prompt_teams) == 0
+
+store_prompt := object.get(store_prompt_teams, team, store_prompt_default) if count(store_prompt_teams) > 0
+
+# team_tag_table maps every team to its string tags (data only).
+team_tag_table[t] := {k: v | some k, v in tags; is_string(v)} if some t, tags in data.data.log.teams
 
 # team_tags are the calling team's log tags (data.data.log.teams.<team>),
 # e.g. its cost center.
-team_tags[k] := v if {
-	some k, v in data.data.log.teams[input.identity.team]
-	is_string(v)
-}
+team_tags := {} if count(team_tag_table) == 0
+
+team_tags := object.get(team_tag_table, team, {}) if count(team_tag_table) > 0
 
 # label_tags copy the API key's labels named in data.data.log.label_tags.
 label_tags[k] := v if {
@@ -53,10 +69,22 @@ policy_tags[k] := v if some k, v in guardrails.tags
 
 # tags are the log tags: team tags, overridden by key labels, overridden by
 # the policies' own tags.
-tags := object.union_n([team_tags, label_tags, policy_tags])
+tags := label_tags if only_labels
+
+tags := object.union_n([team_tags, label_tags, policy_tags]) if not only_labels
+
+# only_labels is true when neither the team nor the policies can add tags:
+# the data alone tells, and routing and guardrails say so in may_tag (a
+# module without may_tag may tag), so partial evaluation keeps one of the
+# two tags rules.
+only_labels if {
+	count(team_tag_table) == 0
+	routing.may_tag == false
+	guardrails.may_tag == false
+}
 
 base := {
-	"allow": allow,
+	"allow": count(deny) == 0,
 	"deny": deny,
 	"mask": pii.mask,
 	"limits": quota.limits,
@@ -64,9 +92,30 @@ base := {
 	"log": {"store_prompt": store_prompt, "tags": tags},
 }
 
-# decision carries a route only when routing has one for an allowed request;
-# without it the gateway uses its configured upstream for the model.
-decision := object.union(base, {"route": r}) if {
+# routes holds the route of an allowed request when routing has one (a set,
+# so that partial evaluation keeps it one rule however many routes the data
+# holds).
+routes contains r if {
 	allow
 	r := routing.route
-} else := base
+}
+
+# routing_off is true when routing says, from the data alone, that it routes
+# nothing (a routing module without may_route may route).
+routing_off if routing.may_route == false
+
+# decision carries a route only when routing has one for an allowed request;
+# without it the gateway uses its configured upstream for the model. When the
+# data turns routing off, partial evaluation keeps only the first rule.
+decision := base if routing_off
+
+decision := base if {
+	not routing_off
+	count(routes) == 0
+}
+
+decision := object.union(base, {"route": r}) if {
+	not routing_off
+	found := routes
+	some r in found
+}

@@ -15,6 +15,10 @@
 # without an entry of its own. Scopes are "key:<id>", "user:<subject>" and
 # "team:<team>"; windows are minute, hour, day and month (others are
 # ignored); an amount that is missing or not above zero sets no limit.
+#
+# Every limit a key, user or team can get is computed from data alone, once
+# per bundle when the gateway partially evaluates the library (the tables
+# marked "data only"); a request looks its ids up in them.
 package tollgate.quota
 
 # windows are the limit windows the gateway knows.
@@ -22,13 +26,6 @@ windows := ["minute", "hour", "day", "month"]
 
 # amount_kinds are the amounts a limit may carry.
 amount_kinds := ["tokens", "requests", "usd"]
-
-# key_tokens_per_minute is the key's own limit, else the default.
-key_tokens_per_minute := n if {
-	n := data.data.quota.keys[input.identity.key_id].tokens_per_minute
-} else := data.data.quota.default_key_tokens_per_minute
-
-key_scope := concat(":", ["key", input.identity.key_id])
 
 # positive is true for numbers above zero; zero or a missing amount means
 # no limit.
@@ -44,55 +41,123 @@ amounts(window) := {kind: n |
 	positive(n)
 }
 
-# budget_for returns the budget of id in section (keys, users, teams), else
-# the section's "*" budget.
-budget_for(section, id) := budget if {
+# budget_of returns the budget of id in section (keys, users, teams) in a
+# list of one, else the section's "*" budget, else an empty list (data
+# only).
+budget_of(section, id) := [budget] if {
 	budget := data.data.budgets[section][id]
-} else := data.data.budgets[section]["*"]
+} else := [budget] if {
+	budget := data.data.budgets[section]["*"]
+} else := []
 
-# budgets holds [scope, budget] for every principal scope with a budget.
-budgets contains [concat(":", [prefix, id]), budget] if {
+# rate_of returns the tokens_per_minute of key id in a list of one: the key's
+# own, else the default, else an empty list (data only).
+rate_of(id) := [n] if {
+	n := data.data.quota.keys[id].tokens_per_minute
+} else := [n] if {
+	n := data.data.quota.default_key_tokens_per_minute
+} else := []
+
+# key_minute_of merges a key's token rate into its minute budget amounts:
+# when both set tokens, the smaller wins (data only).
+key_minute_of(rates, budgets) := object.union(minute, {"tokens": min(tokens)}) if {
+	minute := minute_amounts(budgets)
+	tokens := {n |
+		some rate in rates
+		some n in [rate, object.get(minute, "tokens", 0)]
+		positive(n)
+	}
+	count(tokens) > 0
+} else := minute_amounts(budgets)
+
+minute_amounts(budgets) := m if {
+	some budget in budgets
+	m := amounts(budget.minute)
+} else := {}
+
+# rows returns the limits of a budget without their scope, one per window
+# with amounts (data only). A key's minute budget is left out: key_minute
+# holds it.
+rows(section, budgets) := {object.union({"window": window}, set) |
+	some budget in budgets
+	some window in windows
+	not skipped(section, window)
+	set := amounts(budget[window])
+	count(set) > 0
+}
+
+skipped("keys", "minute")
+
+# key_ids are the keys with a token rate or budget of their own (data only).
+key_ids contains id if some id, _ in data.data.quota.keys
+
+key_ids contains id if some id, _ in data.data.budgets.keys
+
+# key_minutes maps every key in key_ids to the amounts of its minute limit;
+# key_minute_default applies to every other key (data only).
+key_minutes[id] := key_minute_of(rate_of(id), budget_of("keys", id)) if some id in key_ids
+
+key_minute_default := key_minute_of(data_default_rate, star_budget("keys"))
+
+data_default_rate := [n] if {
+	n := data.data.quota.default_key_tokens_per_minute
+} else := []
+
+star_budget(section) := [budget] if {
+	budget := data.data.budgets[section]["*"]
+} else := []
+
+# budget_rows maps section → id → the id's limits without scope; star_rows
+# maps section → the limits of every id without its own entry (data only).
+budget_rows[section][id] := rows(section, budget_of(section, id)) if {
+	some section in ["keys", "users", "teams"]
+	some id, _ in data.data.budgets[section]
+}
+
+star_rows[section] := rows(section, star_budget(section)) if some section in ["keys", "users", "teams"]
+
+# has_budgets is true for the sections with any entry (data only).
+has_budgets(section) if count(object.get(data.data, ["budgets", section], {})) > 0
+
+# no_key_entries is true when no key has a rate or budget of its own (data
+# only).
+no_key_entries if {
+	count(object.get(data.data, ["quota", "keys"], {})) == 0
+	count(object.get(data.data, ["budgets", "keys"], {})) == 0
+}
+
+key_scope := concat(":", ["key", input.identity.key_id])
+
+# key_minute is the key's minute limit amounts ({} when none).
+key_minute := object.get(key_minutes, input.identity.key_id, key_minute_default)
+
+# uniform_key_tokens is every key's minute token limit when all keys share
+# it and it carries no other amount, as with the default data (data only).
+uniform_key_tokens := key_minute_default.tokens if {
+	no_key_entries
+	object.keys(key_minute_default) == {"tokens"}
+}
+
+# limits is the limits part of the decision: one limit per scope and window,
+# holding every amount configured for it.
+limits contains {"scope": key_scope, "window": "minute", "tokens": uniform_key_tokens} if input.identity.key_id != ""
+
+limits contains object.union({"scope": key_scope, "window": "minute"}, key_minute) if {
+	not uniform_key_tokens
+	input.identity.key_id != ""
+	count(key_minute) > 0
+}
+
+limits contains object.union({"scope": concat(":", [prefix, id])}, row) if {
 	some [section, prefix, id] in [
 		["keys", "key", input.identity.key_id],
 		["users", "user", input.identity.subject],
 		["teams", "team", input.identity.team],
 	]
+	has_budgets(section)
 	id != ""
-	budget := budget_for(section, id)
+	some row in object.get(budget_rows, [section, id], star_rows[section])
 }
-
-# key_minute_budget holds the key's minute budget amounts ({} when none).
-key_minute_budget := amounts(budget.minute) if {
-	input.identity.key_id != ""
-	budget := budget_for("keys", input.identity.key_id)
-} else := {}
-
-# key_minute merges the key's token rate into its minute budget: when both
-# set tokens, the smaller wins.
-key_minute := object.union(key_minute_budget, {"tokens": min(tokens)}) if {
-	tokens := {n |
-		some n in [key_tokens_per_minute, object.get(key_minute_budget, "tokens", 0)]
-		positive(n)
-	}
-	count(tokens) > 0
-} else := key_minute_budget
-
-# limits is the limits part of the decision: one limit per scope and window,
-# holding every amount configured for it.
-limits contains object.union({"scope": key_scope, "window": "minute"}, key_minute) if {
-	input.identity.key_id != ""
-	count(key_minute) > 0
-}
-
-limits contains object.union({"scope": scope, "window": window}, set) if {
-	some [scope, budget] in budgets
-	some window in windows
-	not key_minute_scope(scope, window)
-	set := amounts(budget[window])
-	count(set) > 0
-}
-
-key_minute_scope(scope, "minute") if scope == key_scope
 
 default stream_cutoff := false
 

@@ -30,41 +30,97 @@ is_auto if input.model.requested in data.data.routing.auto_models
 
 # preference is the caller's x-tollgate-preference header, lower case; "" when
 # absent.
+default preference := ""
+
 preference := lower(trim_space(input.request.headers["x-tollgate-preference"])) if {
 	input.request.headers["x-tollgate-preference"]
-} else := ""
+}
+
+# numeric_preferences maps every preference with a number to it (data only).
+numeric_preferences[name] := n if {
+	some name, n in data.data.routing.preferences
+	is_number(n)
+}
 
 # shift is how many tiers the preference moves the choice (negative: cheaper).
-shift := n if {
-	n := data.data.routing.preferences[preference]
-	is_number(n)
-} else := 0
+shift := object.get(numeric_preferences, preference, 0)
 
 tiers := object.get(data.data.routing, "tiers", [])
+
+# last is the index of the dearest tier.
+last := count(tiers) - 1
 
 # score is the complexity estimate in [0,1]; 0 when the gateway sent none.
 score := object.get(input, ["complexity", "score"], 0)
 
-# base_index is the tier the complexity score alone asks for.
-base_index := min({i | some i, t in tiers; score < t.below} | {count(tiers) - 1})
+# bounds maps the index of every tier with a bound to it (data only).
+bounds[i] := t.below if some i, t in tiers
 
-# wanted is base_index moved by the preference, kept within the tiers.
-wanted := max({0, min({count(tiers) - 1, base_index + shift})})
+# below are the tiers whose bound is above the score.
+below contains i if {
+	some i, b in bounds
+	score < b
+}
+
+# base_index is the tier the complexity score alone asks for.
+base_index := min(below | {last})
+
+# wanted is base_index moved by the preference, kept within the tiers. (It
+# is always defined; the default makes partial evaluation compute it once.)
+default wanted := 0
+
+wanted := max({0, min({last, base_index + shift})})
+
+# route_models are the models the tiers route to, targets and fallbacks
+# (data only).
+route_models contains t.model if {
+	some tier in tiers
+	some t in tier.targets
+}
+
+route_models contains t.model if {
+	some tier in tiers
+	some t in tier.fallbacks
+}
+
+# permitted are the route_models the caller may use (tollgate.authz). Tiers
+# and fallbacks are checked against this set, so the caller's grants are
+# looked up once. (It is always defined; the default makes partial
+# evaluation compute it once.)
+default permitted := set()
+
+permitted := authz.permitted_models(route_models)
+
+# tier_models maps every tier with targets, each naming a model, to the set
+# of their models (data only).
+tier_models[i] := {t.model | some t in tier.targets} if {
+	some i, tier in tiers
+	count(tier.targets) > 0
+	count([t.model | some t in tier.targets]) == count(tier.targets)
+}
 
 # usable is the set of tier indexes whose every target model the caller may use.
 usable contains i if {
-	some i, tier in tiers
-	count(tier.targets) > 0
-	every t in tier.targets {
-		authz.model_permitted(t.model)
-	}
+	some i, models in tier_models
+	count(models - permitted) == 0
 }
 
-# chosen is the usable tier nearest to wanted: cheaper first, else dearer.
-chosen := max(cheaper) if {
-	cheaper := {i | some i in usable; i <= wanted}
-	count(cheaper) > 0
-} else := min(usable) if count(usable) > 0
+# cheaper are the usable tiers not dearer than wanted.
+cheaper contains i if {
+	some i in usable
+	i <= wanted
+}
+
+# chosen is the usable tier nearest to wanted: cheaper first, else dearer;
+# -1 (no tier) when none is usable.
+default chosen := -1
+
+chosen := max(cheaper) if count(cheaper) > 0
+
+chosen := min(usable) if {
+	count(cheaper) == 0
+	count(usable) > 0
+}
 
 # target normalises a data target to the decision's {provider, model, weight};
 # the weight defaults to 1 (an even split).
@@ -88,7 +144,8 @@ route := build(tier, fallbacks) if {
 	enabled
 	is_auto
 	tier := tiers[chosen]
-	fallbacks := [t | some t in object.get(tier, "fallbacks", []); authz.model_permitted(t.model)]
+	allowed := permitted
+	fallbacks := [t | some t in object.get(tier, "fallbacks", []); t.model in allowed]
 }
 
 route := build(entry, object.get(entry, "fallbacks", [])) if {
@@ -96,6 +153,12 @@ route := build(entry, object.get(entry, "fallbacks", [])) if {
 	not is_auto
 	entry := data.data.routing.models[input.model.requested]
 }
+
+# may_tag and may_route are true when routing may add tags and routes (data
+# only).
+may_tag := enabled
+
+may_route := enabled
 
 # tags are added to the inference log: which tier served an auto request.
 tags["route_tier"] := tiers[chosen].name if {
