@@ -68,16 +68,30 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	cfg.Analytics.File = events
 	gw := startGateway(t, cfg, simSrv)
 
-	const workers, perWorker = 4, 15
+	// Stream from 4 clients until /readyz has shown the revision change at
+	// least 4 times (and at least 60 requests were made), so that both
+	// revisions serve while requests are in flight.
+	const workers, minRequests, minSwaps = 4, 60, 4
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	requests := 0
 	var wg sync.WaitGroup
-	errs := make(chan string, workers*perWorker)
+	errs := make(chan string, 10000)
 	for range workers {
 		wg.Go(func() {
-			for range perWorker {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				body := `{"model":"gpt-4o-mini","stream":true,"max_tokens":30,"messages":[{"role":"user","content":"stream please"}]}`
 				req, _ := http.NewRequest(http.MethodPost, gw.url+"/v1/chat/completions", strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+key)
 				resp, err := http.DefaultClient.Do(req)
+				mu.Lock()
+				requests++
+				mu.Unlock()
 				if err != nil {
 					errs <- err.Error()
 					continue
@@ -96,6 +110,20 @@ func TestHotSwapUnderLoad(t *testing.T) {
 			}
 		})
 	}
+	swaps, last := 0, ""
+	waitFor(t, "4 revision changes under load", func() bool {
+		_, rb := readyz(t, gw.url)
+		if rb.Revision != last {
+			if last != "" {
+				swaps++
+			}
+			last = rb.Revision
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return swaps >= minSwaps && requests >= minRequests
+	})
+	close(stop)
 	wg.Wait()
 	close(errs)
 	for e := range errs {
@@ -124,8 +152,8 @@ func TestHotSwapUnderLoad(t *testing.T) {
 		}
 		total += n
 	}
-	if total != workers*perWorker {
-		t.Errorf("%d events, want %d", total, workers*perWorker)
+	if total != requests {
+		t.Errorf("%d events, want one per request (%d)", total, requests)
 	}
 	if seen["rev-a"] == 0 || seen["rev-b"] == 0 {
 		t.Errorf("requests per revision %v: want both revisions to have served during the run", seen)
