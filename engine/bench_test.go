@@ -36,7 +36,7 @@ package engine
 // one-constant query has a p99 of 125-200 µs). Plain evaluation of the new
 // library computes the data tables per query, so it is slower than before;
 // it runs only for Explain and for bundles whose partial evaluation fails.
-// Compile of the default library takes about 90 ms (14 ms before).
+// Compile of the default library takes about 85 ms (14 ms before).
 //
 // Older figures, from the same machine while other jobs shared it (load
 // average 2 to 7), go test -run '^$' -bench . -benchtime 2000x -timeout 30m
@@ -185,7 +185,7 @@ var proseSentences = []string{
 	"Please summarise the attached meeting notes from 2026-11-25 and list every action item with its owner.",
 	"Our build v1.22.2 failed at 10:30 with exit code 137, which usually means the container ran out of memory.",
 	"Ticket INV-2024-000123 was reopened because the customer could not reproduce the fix on Windows 11.",
-	"The function below retries three times with exponential backoff:\n```go\nfor i := 0; i < 3; i++ {\n\tif err = call(ctx); err == nil {\n\t\tbreak\n\t}\n\ttime.Sleep(time.Duration(1<<i) * 100 * time.Millisecond)\n}\n```\n",
+	"The function below retries three times with exponential backoff:\n```go\nfor i := 0; i < 3; i++ {\n\tif err = call(ctx); err == nil {\n\t\tbreak\n\t}\n\twait(backoff(i))\n}\n```\n",
 	"Latency p99 dropped from 840 ms to 310 ms after we moved the cache to the same availability zone.",
 	"In 1998 the team had 14 engineers; today 230 people work across 6 offices in 4 countries.",
 	"Translate the following paragraph into German, keeping the product names in English.",

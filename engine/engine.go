@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,10 +110,23 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 		rego.StoreReadAST(true),
 		rego.SetRegoVersion(ast.RegoV1),
 	}
+	modules := make([]func(*rego.Rego), 0, len(b.Modules))
 	for _, m := range b.Modules {
-		opts = append(opts, rego.ParsedModule(m))
+		modules = append(modules, rego.ParsedModule(m))
 	}
-	q, err := rego.New(opts...).PrepareForEval(ctx)
+	// Partial evaluation compiles the modules into compiler and adds its
+	// support rules to it; the query as written is then prepared from the
+	// same compiler rather than compiling the modules again. When partial
+	// evaluation fails, the modules are compiled on their own, as before.
+	compiler := newCompiler()
+	fast, partialErr := preparePartial(ctx, slices.Concat(opts, modules, []func(*rego.Rego){rego.Compiler(compiler)}))
+	var q rego.PreparedEvalQuery
+	var err error
+	if partialErr == nil {
+		q, err = rego.New(append(opts, rego.Compiler(compiler))...).PrepareForEval(ctx)
+	} else {
+		q, err = rego.New(slices.Concat(opts, modules)...).PrepareForEval(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("compile bundle %s: %w", b.Source, err)
 	}
@@ -125,9 +139,12 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
 	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, phrases: phrases, models: knownModels(b.Data)}
-	if fast, err := preparePartial(ctx, opts, q); err != nil {
+	if partialErr == nil {
+		partialErr = sameSmokeDecision(ctx, q, fast)
+	}
+	if partialErr != nil {
 		if e.log != nil {
-			e.log.Warn("policy partial evaluation failed; decisions are evaluated without it", "source", b.Source, "revision", b.Revision, "error", err)
+			e.log.Warn("policy partial evaluation failed; decisions are evaluated without it", "source", b.Source, "revision", b.Revision, "error", partialErr)
 		}
 	} else {
 		p.eval, p.partial = fast, true
@@ -138,35 +155,26 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	return p, nil
 }
 
-// preparePartial prepares the entrypoint from its partial evaluation with
-// the input unknown: every part of the policy that depends on the bundle's
-// data alone (tables built from data, data-only conditions) is evaluated
-// here, once per bundle, and what remains reads the input. The residual
-// policy must decide exactly as plain does: it is checked on the smoke input
-// and refused when it differs, and the caller then keeps plain.
-func preparePartial(ctx context.Context, opts []func(*rego.Rego), plain rego.PreparedEvalQuery) (rego.PreparedEvalQuery, error) {
-	fast, err := partialResult(ctx, opts)
-	if err != nil {
-		return rego.PreparedEvalQuery{}, err
-	}
-	in := rego.EvalParsedInput(smokeInput().Value())
-	want, wantErr := plain.Eval(ctx, in)
-	got, gotErr := fast.Eval(ctx, in)
-	if (wantErr == nil) != (gotErr == nil) || !reflect.DeepEqual(resultValue(got), resultValue(want)) {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("partial result decides the smoke input differently: got %v (error %v), want %v (error %v)", resultValue(got), gotErr, resultValue(want), wantErr)
-	}
-	return fast, nil
+// newCompiler returns a compiler set up as rego.New sets up its own.
+func newCompiler() *ast.Compiler {
+	return ast.NewCompiler().WithUseTypeCheckAnnotations(true).WithDefaultRegoVersion(ast.RegoV1)
 }
 
-// partialMu serializes partial evaluations in the process. OPA v1.22.2's
-// PartialResult builds its query and result rule around the shared
-// ast.Wildcard term, which compiling writes in place: two bundles compiling
-// at once (the live one and a shadow) would race on it. It guards no state
-// of ours.
-var partialMu sync.Mutex
+// partialMu keeps partial evaluation apart from every other evaluation in
+// the process. OPA v1.22.2's PartialResult writes in place to terms it
+// shares with all queries (ast.Wildcard and interned terms), so a bundle
+// compiling while requests evaluate is a data race (go test -race showed
+// it). Partial evaluation takes the write lock, once per bundle; every
+// evaluation takes the read lock, an uncontended atomic add on the request
+// path. During a compile (about 85 ms) requests wait for it. It guards no
+// state of ours.
+var partialMu sync.RWMutex
 
-// partialResult prepares the entrypoint of opts from rego.PartialResult.
-func partialResult(ctx context.Context, opts []func(*rego.Rego)) (rego.PreparedEvalQuery, error) {
+// preparePartial prepares the entrypoint of opts from its partial evaluation
+// with the input unknown: every part of the policy that depends on the
+// bundle's data alone (tables built from data, data-only conditions) is
+// evaluated here, once per bundle, and what remains reads the input.
+func preparePartial(ctx context.Context, opts []func(*rego.Rego)) (rego.PreparedEvalQuery, error) {
 	partialMu.Lock()
 	defer partialMu.Unlock()
 	pr, err := rego.New(opts...).PartialResult(ctx)
@@ -178,6 +186,21 @@ func partialResult(ctx context.Context, opts []func(*rego.Rego)) (rego.PreparedE
 		return rego.PreparedEvalQuery{}, fmt.Errorf("prepare partial result: %w", err)
 	}
 	return fast, nil
+}
+
+// sameSmokeDecision checks that the partially evaluated query decides the
+// smoke input exactly as the query as written: the residual policy must
+// never decide differently, and a bundle where it does keeps plain.
+func sameSmokeDecision(ctx context.Context, plain, partial rego.PreparedEvalQuery) error {
+	in := rego.EvalParsedInput(smokeInput().Value())
+	partialMu.RLock()
+	want, wantErr := plain.Eval(ctx, in)
+	got, gotErr := partial.Eval(ctx, in)
+	partialMu.RUnlock()
+	if (wantErr == nil) != (gotErr == nil) || !reflect.DeepEqual(resultValue(got), resultValue(want)) {
+		return fmt.Errorf("partial result decides the smoke input differently: got %v (error %v), want %v (error %v)", resultValue(got), gotErr, resultValue(want), wantErr)
+	}
+	return nil
 }
 
 // resultValue is the value of the entrypoint in rs, nil when undefined.
@@ -218,7 +241,10 @@ var ErrUndefined = errors.New("policy decision is undefined")
 
 // Eval evaluates the policy on in.
 func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
-	rs, err := p.eval.Eval(ctx, rego.EvalParsedInput(in.Value()))
+	v := in.Value()
+	partialMu.RLock()
+	rs, err := p.eval.Eval(ctx, rego.EvalParsedInput(v))
+	partialMu.RUnlock()
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policy: %w", err)
 	}

@@ -23,7 +23,10 @@ type RuleHit struct {
 // than Eval and meant for `tollgate policy eval --explain`, not requests.
 func (p *Policy) Explain(ctx context.Context, in *Input) (Decision, []RuleHit, error) {
 	tracer := topdown.NewBufferTracer()
-	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(in.Value()), rego.EvalQueryTracer(tracer))
+	v := in.Value()
+	partialMu.RLock()
+	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(v), rego.EvalQueryTracer(tracer))
+	partialMu.RUnlock()
 	if err != nil {
 		return Decision{}, nil, fmt.Errorf("evaluate policy: %w", err)
 	}
