@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // policyResult decodes s the way OPA hands a result to Go: numbers as
@@ -21,6 +23,40 @@ func policyResult(t *testing.T, s string) any {
 		t.Fatalf("test decision %s: %v", s, err)
 	}
 	return v
+}
+
+// decodeBoth decodes the decision document s in both forms decodeDecision
+// accepts, OPA's AST value and its JSON-like Go value, fails the test when
+// they disagree, and returns the result.
+func decodeBoth(t *testing.T, s string) (Decision, error) {
+	t.Helper()
+	fromJSON, jsonErr := decodeDecision(policyResult(t, s))
+	term, err := ast.ParseTerm(s)
+	if err != nil {
+		t.Fatalf("test decision %s: %v", s, err)
+	}
+	fromAST, astErr := decodeDecision(term.Value)
+	if (jsonErr == nil) != (astErr == nil) || !reflect.DeepEqual(fromJSON, fromAST) {
+		t.Fatalf("decision %s decodes differently from JSON (%+v, %v) and from AST (%+v, %v)", s, fromJSON, jsonErr, fromAST, astErr)
+	}
+	return fromAST, astErr
+}
+
+// TestDecodeDecisionSets covers sets, which only the AST form has: a
+// partial rule's result, decoded in sorted order.
+func TestDecodeDecisionSets(t *testing.T) {
+	t.Parallel()
+	term := ast.MustParseTerm(`{"allow": false, "deny": {{"code": "b", "message": "second", "status": 403}, {"code": "a", "message": "first", "status": 400}}, "mask": {"rules": {{"types": ["EMAIL"], "action": "redact"}}}}`)
+	d, err := decodeDecision(term.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Deny) != 2 || d.Deny[0].Code != "a" || d.Deny[1].Code != "b" || len(d.Mask.Rules) != 1 {
+		t.Fatalf("decoded %+v; want two denials in sorted order and one mask rule", d)
+	}
+	if _, err := decodeDecision(ast.MustParseTerm(`{"allow": true, "log": {"tags": {1: "x"}}}`).Value); !errors.Is(err, ErrInvalidDecision) {
+		t.Fatalf("a non-string tag key decoded with error %v; want ErrInvalidDecision", err)
+	}
 }
 
 // checkEnforceable fails when d breaks what the proxy relies on: a denial
@@ -143,7 +179,7 @@ func TestDecodeDecisionDefaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := decodeDecision(policyResult(t, tt.result))
+			got, err := decodeBoth(t, tt.result)
 			if err != nil {
 				t.Fatalf("decodeDecision: %v", err)
 			}
@@ -209,7 +245,7 @@ func TestDecodeDecisionInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := decodeDecision(policyResult(t, tt.result))
+			got, err := decodeBoth(t, tt.result)
 			if !errors.Is(err, ErrInvalidDecision) {
 				t.Fatalf("decodeDecision(%s) = %+v, %v; want an error wrapping ErrInvalidDecision", tt.result, got, err)
 			}
@@ -227,11 +263,11 @@ func TestDecodeDecisionInvalid(t *testing.T) {
 
 func TestDecodeDecisionReportsEveryProblem(t *testing.T) {
 	t.Parallel()
-	_, err := decodeDecision(policyResult(t, `{
+	_, err := decodeBoth(t, `{
 		"deny": [{"code": "x", "status": 200}],
 		"mask": {"rules": [{"types": ["EMAIL"], "action": "scramble"}]},
 		"limits": [{"scope": "k", "window": "year", "tokens": 1}]
-	}`))
+	}`)
 	if !errors.Is(err, ErrInvalidDecision) {
 		t.Fatalf("got %v, want ErrInvalidDecision", err)
 	}

@@ -5,16 +5,20 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// decodeDecision turns the policy's result (the JSON-like value OPA returns:
-// maps, slices, strings, bools and json.Number) into a Decision without a
-// JSON round trip, rejecting unknown fields and wrong types, then validates
-// it. Every error wraps ErrInvalidDecision: the caller fails closed.
+// decodeDecision turns the policy's result into a Decision without a JSON
+// round trip, rejecting unknown fields and wrong types, then validates it.
+// The result is either the AST value of the evaluation (what Policy.Eval
+// passes: OPA then skips its conversion to Go values) or the JSON-like value
+// OPA returns by default (maps, slices, strings, bools and json.Number).
+// Every error wraps ErrInvalidDecision: the caller fails closed.
 func decodeDecision(v any) (Decision, error) {
 	var d Decision
 	dec := decoder{}
-	if v != nil { // null decodes to the zero decision: a default denial
+	if !isNull(v) { // null decodes to the zero decision: a default denial
 		dec.decision(v, &d)
 	}
 	if dec.err != nil {
@@ -37,33 +41,67 @@ func (x *decoder) fail(path, format string, args ...any) {
 	}
 }
 
+// isNull reports whether v is absent or null in either representation.
+func isNull(v any) bool {
+	switch v.(type) {
+	case nil, ast.Null:
+		return true
+	}
+	return false
+}
+
 func kind(v any) string {
 	switch v.(type) {
-	case nil:
+	case nil, ast.Null:
 		return "null"
-	case bool:
+	case bool, ast.Boolean:
 		return "a boolean"
-	case string:
+	case string, ast.String:
 		return "a string"
-	case json.Number, float64, int, int64:
+	case json.Number, float64, int, int64, ast.Number:
 		return "a number"
-	case []any:
+	case []any, *ast.Array:
 		return "an array"
-	case map[string]any:
+	case ast.Set:
+		return "a set"
+	case map[string]any, ast.Object:
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
 }
 
+// objectKV calls each for every key and value of the object v and reports
+// whether v is an object. An AST object whose key is not a string fails
+// with the key's text.
+func (x *decoder) objectKV(path string, v any, each func(key string, val any)) bool {
+	switch m := v.(type) {
+	case map[string]any:
+		for k, val := range m {
+			each(k, val)
+		}
+		return true
+	case ast.Object:
+		m.Foreach(func(k, val *ast.Term) {
+			ks, ok := k.Value.(ast.String)
+			if !ok {
+				x.fail(path, "key %v is not a string", k)
+				return
+			}
+			each(string(ks), val.Value)
+		})
+		return true
+	}
+	return false
+}
+
 // object checks that v is an object whose keys are all in fields and calls
 // each for every present key.
 func (x *decoder) object(path string, v any, fields []string, each func(key string, val any)) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		x.fail(path, "got %s, want an object", kind(v))
-		return
-	}
-	for k, val := range m {
+	stop := false
+	ok := x.objectKV(path, v, func(k string, val any) {
+		if stop {
+			return
+		}
 		known := false
 		for _, f := range fields {
 			if f == k {
@@ -73,43 +111,65 @@ func (x *decoder) object(path string, v any, fields []string, each func(key stri
 		}
 		if !known {
 			x.fail(path, "unknown field %q (allowed: %s)", k, strings.Join(fields, ", "))
+			stop = true
 			return
 		}
 		each(k, val)
+	})
+	if !ok {
+		x.fail(path, "got %s, want an object", kind(v))
 	}
 }
 
 func (x *decoder) array(path string, v any, each func(i int, val any)) {
-	a, ok := v.([]any)
-	if !ok {
-		if v == nil {
-			return
+	switch a := v.(type) {
+	case []any:
+		for i, val := range a {
+			each(i, val)
 		}
-		x.fail(path, "got %s, want an array", kind(v))
-		return
-	}
-	for i, val := range a {
-		each(i, val)
+	case *ast.Array:
+		for i := range a.Len() {
+			each(i, a.Elem(i).Value)
+		}
+	case ast.Set: // sets (a partial rule's result) decode in sorted order
+		i := 0
+		a.Foreach(func(t *ast.Term) {
+			each(i, t.Value)
+			i++
+		})
+	default:
+		if !isNull(v) {
+			x.fail(path, "got %s, want an array", kind(v))
+		}
 	}
 }
 
 func (x *decoder) str(path string, v any) string {
-	s, ok := v.(string)
-	if !ok {
-		x.fail(path, "got %s, want a string", kind(v))
+	switch s := v.(type) {
+	case string:
+		return s
+	case ast.String:
+		return string(s)
 	}
-	return s
+	x.fail(path, "got %s, want a string", kind(v))
+	return ""
 }
 
 func (x *decoder) boolean(path string, v any) bool {
-	b, ok := v.(bool)
-	if !ok {
-		x.fail(path, "got %s, want true or false", kind(v))
+	switch b := v.(type) {
+	case bool:
+		return b
+	case ast.Boolean:
+		return bool(b)
 	}
-	return b
+	x.fail(path, "got %s, want true or false", kind(v))
+	return false
 }
 
 func (x *decoder) number(path string, v any) float64 {
+	if n, ok := v.(ast.Number); ok {
+		v = json.Number(n)
+	}
 	switch n := v.(type) {
 	case json.Number:
 		f, err := n.Float64()
@@ -143,7 +203,7 @@ func (x *decoder) decision(v any, d *Decision) {
 		case "allow":
 			d.Allow = x.boolean("allow", val)
 		case "deny":
-			if val != nil {
+			if !isNull(val) {
 				d.Deny = []Deny{}
 			}
 			x.array("deny", val, func(i int, e any) {
@@ -162,7 +222,7 @@ func (x *decoder) decision(v any, d *Decision) {
 				d.Deny = append(d.Deny, dn)
 			})
 		case "route":
-			if val == nil {
+			if isNull(val) {
 				return
 			}
 			r := &Route{}
@@ -183,7 +243,7 @@ func (x *decoder) decision(v any, d *Decision) {
 			x.object("mask", val, []string{"rules", "response"}, func(k string, val any) {
 				switch k {
 				case "rules":
-					if val != nil {
+					if !isNull(val) {
 						d.Mask.Rules = []MaskRule{}
 					}
 					x.array("mask.rules", val, func(i int, e any) {
@@ -192,7 +252,7 @@ func (x *decoder) decision(v any, d *Decision) {
 						x.object(p, e, []string{"types", "action"}, func(k string, val any) {
 							switch k {
 							case "types":
-								if val != nil {
+								if !isNull(val) {
 									r.Types = []string{}
 								}
 								x.array(p+".types", val, func(j int, t any) {
@@ -209,7 +269,7 @@ func (x *decoder) decision(v any, d *Decision) {
 				}
 			})
 		case "limits":
-			if val != nil {
+			if !isNull(val) {
 				d.Limits = []Limit{}
 			}
 			x.array("limits", val, func(i int, e any) {
@@ -241,15 +301,14 @@ func (x *decoder) decision(v any, d *Decision) {
 				case "store_prompt":
 					d.Log.StorePrompt = x.boolean("log.store_prompt", val)
 				case "tags":
-					m, ok := val.(map[string]any)
-					if !ok {
+					tags := map[string]string{}
+					if !x.objectKV("log.tags", val, func(tk string, tv any) {
+						tags[tk] = x.str("log.tags."+tk, tv)
+					}) {
 						x.fail("log.tags", "got %s, want an object of strings", kind(val))
 						return
 					}
-					d.Log.Tags = make(map[string]string, len(m))
-					for tk, tv := range m {
-						d.Log.Tags[tk] = x.str("log.tags."+tk, tv)
-					}
+					d.Log.Tags = tags
 				}
 			})
 		}
@@ -258,7 +317,7 @@ func (x *decoder) decision(v any, d *Decision) {
 
 func (x *decoder) targets(path string, v any) []Target {
 	var ts []Target
-	if v != nil {
+	if !isNull(v) {
 		ts = []Target{}
 	}
 	x.array(path, v, func(i int, e any) {

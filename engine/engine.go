@@ -96,6 +96,8 @@ type Policy struct {
 	eval rego.PreparedEvalQuery
 	// partial is true when eval comes from partial evaluation.
 	partial bool
+	// fields is the part of the input eval can read (nil: all of it).
+	fields  fieldSet
 	phrases []phraseRule
 	models  map[string]bool
 }
@@ -147,7 +149,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 			e.log.Warn("policy partial evaluation failed; decisions are evaluated without it", "source", b.Source, "revision", b.Revision, "error", partialErr)
 		}
 	} else {
-		p.eval, p.partial = fast, true
+		p.eval, p.partial, p.fields = fast, true, readFields(compiler)
 	}
 	if _, err := p.Eval(ctx, smokeInput()); err != nil {
 		return nil, fmt.Errorf("bundle %s: smoke evaluation: %w", b.Source, err)
@@ -241,9 +243,9 @@ var ErrUndefined = errors.New("policy decision is undefined")
 
 // Eval evaluates the policy on in.
 func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
-	v := in.Value()
+	v := in.valueOf(p.fields)
 	partialMu.RLock()
-	rs, err := p.eval.Eval(ctx, rego.EvalParsedInput(v))
+	rs, err := p.eval.Eval(ctx, rego.EvalParsedInput(v), rego.EvalGenerateJSON(astResult))
 	partialMu.RUnlock()
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policy: %w", err)
@@ -253,6 +255,10 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 	}
 	return decodeDecision(rs[0].Expressions[0].Value)
 }
+
+// astResult hands the decision to decodeDecision as OPA's AST value, which
+// spares converting it to Go maps and slices first.
+func astResult(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }
 
 func smokeInput() *Input {
 	return &Input{

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -108,90 +109,140 @@ type Complexity struct {
 
 // Value returns the input as an OPA value, built directly so that no JSON
 // round trip is needed per evaluation.
-func (in *Input) Value() ast.Value {
-	return ast.NewObject(
-		item("version", ast.String(InputVersion)),
-		item("request", in.Request.value()),
-		item("identity", in.Identity.value()),
-		item("model", ast.NewObject(
-			item("requested", ast.String(in.Model.Requested)),
-			item("provider_hint", ast.String(in.Model.ProviderHint)),
-		)),
-		item("params", in.Params.value()),
-		item("tokens", ast.NewObject(
-			item("prompt", intValue(in.Tokens.Prompt)),
-			item("max_completion", intValue(in.Tokens.MaxCompletion)),
-			item("estimated_total", intValue(in.Tokens.EstimatedTotal)),
-		)),
-		item("pii", in.PII.value()),
-		item("complexity", ast.NewObject(
-			item("score", ast.Number(strconv.FormatFloat(in.Complexity.Score, 'f', -1, 64))),
-			item("signals", ast.NewObject(
-				item("turns", intValue(in.Complexity.Turns)),
-				item("code", ast.Boolean(in.Complexity.Code)),
-			)),
-		)),
-		item("signals", ast.NewObject(
-			item("matched_phrases", stringArray(in.Signals.MatchedPhrases)),
-		)),
-	)
-}
+func (in *Input) Value() ast.Value { return in.valueOf(nil) }
 
-func (r RequestInfo) value() ast.Value {
-	headers := ast.NewObject()
-	for k, v := range r.Headers {
-		headers.Insert(ast.StringTerm(k), ast.StringTerm(v))
+// valueOf builds the fields of the input that fs names (nil: all of them).
+func (in *Input) valueOf(fs fieldSet) ast.Value {
+	var b object
+	if _, ok := fs.want("version"); ok {
+		b.add("version", ast.InternedTerm(InputVersion))
 	}
-	received := ""
-	if !r.ReceivedAt.IsZero() {
-		received = r.ReceivedAt.UTC().Format(time.RFC3339Nano)
+	if sub, ok := fs.want("request"); ok {
+		b.add("request", ast.NewTerm(in.Request.value(sub)))
 	}
-	return ast.NewObject(
-		item("id", ast.String(r.ID)),
-		item("path", ast.String(r.Path)),
-		item("stream", ast.Boolean(r.Stream)),
-		item("received_at", ast.String(received)),
-		item("client_ip", ast.String(r.ClientIP)),
-		item("headers", headers),
-	)
-}
-
-func (id Identity) value() ast.Value {
-	labels := ast.NewObject()
-	for k, v := range id.Labels {
-		labels.Insert(ast.StringTerm(k), ast.StringTerm(v))
+	if sub, ok := fs.want("identity"); ok {
+		b.add("identity", ast.NewTerm(in.Identity.value(sub)))
 	}
-	chain := make([]*ast.Term, len(id.Chain))
-	for i, c := range id.Chain {
-		chain[i] = ast.NewTerm(ast.NewObject(
-			item("subject", ast.String(c.Subject)),
-			item("kind", ast.String(c.Kind)),
+	if _, ok := fs.want("model"); ok {
+		b.add("model", ast.ObjectTerm(
+			item("requested", ast.StringTerm(in.Model.Requested)),
+			item("provider_hint", ast.StringTerm(in.Model.ProviderHint)),
 		))
 	}
-	return ast.NewObject(
-		item("subject", ast.String(id.Subject)),
-		item("kind", ast.String(id.Kind)),
-		item("auth", ast.String(id.Auth)),
-		item("key_id", ast.String(id.KeyID)),
-		item("team", ast.String(id.Team)),
-		item("org", ast.String(id.Org)),
-		item("roles", stringArray(id.Roles)),
-		item("groups", stringArray(id.Groups)),
-		item("labels", labels),
-		item("chain", ast.NewArray(chain...)),
-	)
+	if _, ok := fs.want("params"); ok {
+		b.add("params", ast.NewTerm(in.Params.value()))
+	}
+	if _, ok := fs.want("tokens"); ok {
+		b.add("tokens", ast.ObjectTerm(
+			item("prompt", ast.InternedTerm(in.Tokens.Prompt)),
+			item("max_completion", ast.InternedTerm(in.Tokens.MaxCompletion)),
+			item("estimated_total", ast.InternedTerm(in.Tokens.EstimatedTotal)),
+		))
+	}
+	if _, ok := fs.want("pii"); ok {
+		b.add("pii", ast.NewTerm(in.PII.value()))
+	}
+	if _, ok := fs.want("complexity"); ok {
+		b.add("complexity", ast.ObjectTerm(
+			item("score", ast.NumberTerm(json.Number(strconv.FormatFloat(in.Complexity.Score, 'f', -1, 64)))),
+			item("signals", ast.ObjectTerm(
+				item("turns", ast.InternedTerm(in.Complexity.Turns)),
+				item("code", ast.InternedTerm(in.Complexity.Code)),
+			)),
+		))
+	}
+	if _, ok := fs.want("signals"); ok {
+		b.add("signals", ast.ObjectTerm(item("matched_phrases", stringArray(in.Signals.MatchedPhrases))))
+	}
+	return ast.NewObject(b.items...)
+}
+
+// object collects the items of an object value; it has room for the input's
+// largest objects without growing.
+type object struct {
+	items []([2]*ast.Term)
+	buf   [10][2]*ast.Term
+}
+
+func (o *object) add(k string, v *ast.Term) {
+	if o.items == nil {
+		o.items = o.buf[:0]
+	}
+	o.items = append(o.items, item(k, v))
+}
+
+func (r RequestInfo) value(sub map[string]bool) ast.Value {
+	var b object
+	if wantSub(sub, "id") {
+		b.add("id", ast.StringTerm(r.ID))
+	}
+	if wantSub(sub, "path") {
+		b.add("path", ast.StringTerm(r.Path))
+	}
+	if wantSub(sub, "stream") {
+		b.add("stream", ast.InternedTerm(r.Stream))
+	}
+	if wantSub(sub, "received_at") {
+		received := ""
+		if !r.ReceivedAt.IsZero() {
+			received = r.ReceivedAt.UTC().Format(time.RFC3339Nano)
+		}
+		b.add("received_at", ast.StringTerm(received))
+	}
+	if wantSub(sub, "client_ip") {
+		b.add("client_ip", ast.StringTerm(r.ClientIP))
+	}
+	if wantSub(sub, "headers") {
+		b.add("headers", stringObject(r.Headers))
+	}
+	return ast.NewObject(b.items...)
+}
+
+func (id Identity) value(sub map[string]bool) ast.Value {
+	var b object
+	for _, f := range [...]struct {
+		key string
+		val string
+	}{
+		{"subject", id.Subject}, {"kind", id.Kind}, {"auth", id.Auth},
+		{"key_id", id.KeyID}, {"team", id.Team}, {"org", id.Org},
+	} {
+		if wantSub(sub, f.key) {
+			b.add(f.key, ast.StringTerm(f.val))
+		}
+	}
+	if wantSub(sub, "roles") {
+		b.add("roles", stringArray(id.Roles))
+	}
+	if wantSub(sub, "groups") {
+		b.add("groups", stringArray(id.Groups))
+	}
+	if wantSub(sub, "labels") {
+		b.add("labels", stringObject(id.Labels))
+	}
+	if wantSub(sub, "chain") {
+		chain := make([]*ast.Term, len(id.Chain))
+		for i, c := range id.Chain {
+			chain[i] = ast.ObjectTerm(
+				item("subject", ast.StringTerm(c.Subject)),
+				item("kind", ast.StringTerm(c.Kind)),
+			)
+		}
+		b.add("chain", ast.ArrayTerm(chain...))
+	}
+	return ast.NewObject(b.items...)
 }
 
 func (p Params) value() ast.Value {
 	obj := ast.NewObject(
-		item("tools", intValue(p.Tools)),
-		item("messages", intValue(p.Messages)),
+		item("tools", ast.InternedTerm(p.Tools)),
+		item("messages", ast.InternedTerm(p.Messages)),
 	)
 	if p.MaxTokens > 0 {
-		obj.Insert(ast.StringTerm("max_tokens"), ast.NewTerm(intValue(p.MaxTokens)))
+		obj.Insert(keyTerm("max_tokens"), ast.InternedTerm(p.MaxTokens))
 	}
 	if p.Temperature != nil {
-		obj.Insert(ast.StringTerm("temperature"), ast.NewTerm(ast.Number(strconv.FormatFloat(*p.Temperature, 'f', -1, 64))))
+		obj.Insert(keyTerm("temperature"), ast.NumberTerm(json.Number(strconv.FormatFloat(*p.Temperature, 'f', -1, 64))))
 	}
 	return obj
 }
@@ -199,29 +250,59 @@ func (p Params) value() ast.Value {
 func (s PIISummary) value() ast.Value {
 	findings := make([]*ast.Term, len(s.Findings))
 	for i, f := range s.Findings {
-		findings[i] = ast.NewTerm(ast.NewObject(
-			item("type", ast.String(f.Type)),
-			item("count", intValue(f.Count)),
-			item("message", intValue(f.Message)),
-			item("role", ast.String(f.Role)),
-		))
+		findings[i] = ast.ObjectTerm(
+			item("type", ast.StringTerm(f.Type)),
+			item("count", ast.InternedTerm(f.Count)),
+			item("message", ast.InternedTerm(f.Message)),
+			item("role", ast.StringTerm(f.Role)),
+		)
 	}
 	return ast.NewObject(
 		item("types", stringArray(s.Types)),
-		item("findings", ast.NewArray(findings...)),
+		item("findings", ast.ArrayTerm(findings...)),
 	)
 }
 
-func item(k string, v ast.Value) [2]*ast.Term {
-	return ast.Item(ast.StringTerm(k), ast.NewTerm(v))
+// inputKeys are the keys of the input's objects, as shared terms: OPA treats
+// terms as immutable (it interns common ones itself), so one term per key
+// serves every input.
+var inputKeys = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range []string{
+		"version", "request", "identity", "model", "params", "tokens", "pii", "complexity", "signals",
+		"id", "path", "stream", "received_at", "client_ip", "headers",
+		"subject", "kind", "auth", "key_id", "team", "org", "roles", "groups", "labels", "chain",
+		"requested", "provider_hint", "tools", "messages", "max_tokens", "temperature",
+		"prompt", "max_completion", "estimated_total", "types", "findings", "type", "count", "message", "role",
+		"score", "turns", "code", "matched_phrases",
+	} {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
+
+// keyTerm returns the shared term of the input key k.
+func keyTerm(k string) *ast.Term {
+	if t, ok := inputKeys[k]; ok {
+		return t
+	}
+	return ast.StringTerm(k)
 }
 
-func intValue(n int) ast.Value { return ast.Number(strconv.Itoa(n)) }
+func item(k string, v *ast.Term) [2]*ast.Term { return [2]*ast.Term{keyTerm(k), v} }
 
-func stringArray(ss []string) ast.Value {
+func stringObject(m map[string]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		items = append(items, [2]*ast.Term{ast.StringTerm(k), ast.StringTerm(v)})
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func stringArray(ss []string) *ast.Term {
 	terms := make([]*ast.Term, len(ss))
 	for i, s := range ss {
 		terms[i] = ast.StringTerm(s)
 	}
-	return ast.NewArray(terms...)
+	return ast.ArrayTerm(terms...)
 }

@@ -176,9 +176,9 @@ func TestPartialEvaluationDecidesAsPlain(t *testing.T) {
 			}
 			allowed, routed := 0, 0
 			for _, in := range inputs {
-				v := in.Value()
-				want, wantErr := p.query.Eval(ctx, rego.EvalParsedInput(v))
-				got, gotErr := p.eval.Eval(ctx, rego.EvalParsedInput(v))
+				// Eval gives the partial result only the fields it reads.
+				want, wantErr := p.query.Eval(ctx, rego.EvalParsedInput(in.Value()))
+				got, gotErr := p.eval.Eval(ctx, rego.EvalParsedInput(in.valueOf(p.fields)))
 				if (gotErr == nil) != (wantErr == nil) {
 					t.Fatalf("input %s: error %v, want %v", in.Request.ID, gotErr, wantErr)
 				}

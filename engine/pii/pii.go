@@ -1,13 +1,17 @@
-// Package pii finds personal data in free text — e-mail addresses, phone
-// numbers, payment card numbers and US social security numbers — and masks it.
+// Package pii finds personal data and secrets in free text and masks them.
 //
 // A Scanner makes one forward pass over the text. Cheap triggers start the
-// expensive work: an '@' starts an e-mail match that grows left over the local
-// part and right over the domain; a digit starts a numeric match over a
-// "chain" of digit groups. Everything else is skipped eight bytes at a time.
-// Candidates are then checked by exact validators (Luhn and card brand, SSN
-// number ranges, NANP area codes, domain syntax). No regular expressions are
-// used, and a Scan that finds nothing allocates nothing.
+// expensive work, and everything else is skipped eight bytes at a time: an
+// '@' starts an e-mail match; a digit starts a numeric match over a "chain"
+// of digit groups, or an IBAN when two capital letters precede it, or an IPv6
+// address; a ':' an IPv6 address; '-', '_', 'A', 'B', 'E' and 'J' start the
+// checks for known secret prefixes ("sk-", "ghp_", "AKIA", "-----BEGIN",
+// "eyJ"). Candidates are then checked by exact validators (Luhn and card
+// brand, SSN number ranges, NANP area codes, IBAN lengths and mod-97, octet
+// ranges, base64url JSON headers). The built-in detectors use no regular
+// expressions, and a Scan that finds nothing allocates nothing. Custom
+// detectors from policy data (see CustomDetector) run after the built-in pass
+// and are merged into its findings.
 //
 // # What is matched
 //
@@ -30,6 +34,36 @@
 //     US national numbers (ddd) ddd-dddd, (ddd)ddd-dddd, (ddd) ddd dddd,
 //     ddd-ddd-dddd, ddd.ddd.dddd and 1-ddd-ddd-dddd, with an area code
 //     starting 2–9.
+//   - IBAN: two capital letters of a country in the IBAN registry, two check
+//     digits and the BBAN, with the registry's length for that country and a
+//     valid ISO 7064 mod-97 check, written without spaces or in groups of
+//     four separated by single spaces ("DE89 3704 0044 0532 0130 00"). Only
+//     capital letters are accepted.
+//   - IP_ADDRESS: IPv4 dotted quads with octets 0–255 (a ":port" or "/prefix"
+//     after it is not part of the finding), and IPv6 addresses in the RFC
+//     4291 text forms, "::" compression and a dotted-quad tail included. An
+//     IPv6 finding must contain a decimal digit and either a group of three
+//     or more hex digits or a dotted-quad tail, which keeps "a::b", "1::2"
+//     slices and "::" out. Zone suffixes ("%eth0") are not part of it.
+//   - AWS_ACCESS_KEY: "AKIA" or "ASIA" and 16 capital letters or digits.
+//   - API_KEY: vendor tokens by prefix, one type for all vendors so that one
+//     policy rule covers them: OpenAI "sk-", "sk-proj-", "sk-svcacct-",
+//     "sk-admin-" and Anthropic "sk-ant-" (20 or more [A-Za-z0-9_-] with a
+//     digit and a letter after the prefix); GitHub "ghp_", "gho_", "ghu_",
+//     "ghs_", "ghr_" (30 or more letters and digits) and "github_pat_" (40 or
+//     more [A-Za-z0-9_]); Slack "xoxb-", "xoxp-", "xoxa-", "xoxr-" (10 or
+//     more [A-Za-z0-9-] with a digit); Stripe "sk_live_", "rk_live_",
+//     "sk_test_", "rk_test_" (16 or more letters and digits).
+//   - PRIVATE_KEY: a PEM block from "-----BEGIN ... PRIVATE KEY-----" through
+//     the matching "-----END ... PRIVATE KEY-----". Without an END line the
+//     finding runs over the base64 body that follows (fail safe for truncated
+//     keys), and an END line without its BEGIN is found together with the
+//     base64 body before it.
+//   - JWT: three non-empty base64url segments joined by '.', the first
+//     starting "eyJ" and decoding to a JSON object with an "alg" member.
+//
+// Secrets, IBANs and IPv6 addresses must not be glued to a word or a '-' on
+// the left, nor to a word byte on the right.
 //
 // # What is not matched
 //
@@ -37,25 +71,47 @@
 // '-', '.', '/' or ':' joining it to one, as in "INV-2024-000123",
 // "v10.4.12", "0x4111…", "/users/415-555-2671" or "12:30") is never PII.
 // Groups joined by '-', '.', '/' or ':' form one token that must match a
-// format as a whole, so dates, times, versions, IP addresses, UUIDs and
-// digit runs longer than a format are rejected, as are numbers inside them.
+// format as a whole, so dates, times, versions, UUIDs and digit runs longer
+// than a format are rejected, as are numbers inside them.
+//
+// Version strings: "1.22.2" and "10.0" are not quads; a quad glued to a word
+// ("v1.2.3.4"), followed by a pre-release or build suffix ("1.2.3.4-beta",
+// "1.2.3.4+b7", "1.2.3.4.5") or preceded within 24 bytes by "version" or
+// "release" (any case, as in AssemblyVersion("1.0.0.0")) is a version, not
+// an address. Any other valid dotted quad, "1.2.3.4" included, is reported as
+// an IP address.
+//
 // Bare national numbers without separators ("4155552671"), national numbers
 // of other countries without a '+' prefix, US numbers written only with
 // spaces ("415 555 2671") and bare nine-digit numbers without an SSN cue
 // are deliberately not matched: they are indistinguishable from ids and
-// amounts. Non-ASCII bytes are treated as word boundaries, so a number or
-// address written directly next to CJK or accented text is found.
+// amounts. Non-ASCII bytes are treated as word boundaries, so a value
+// written directly next to CJK or accented text is found.
 package pii
 
-import "math/bits"
+import (
+	"context"
+	"math/bits"
+)
 
 // Finding types.
 const (
-	Email      = "EMAIL"
-	Phone      = "PHONE"
-	CreditCard = "CREDIT_CARD"
-	USSSN      = "US_SSN"
+	Email         = "EMAIL"
+	Phone         = "PHONE"
+	CreditCard    = "CREDIT_CARD"
+	USSSN         = "US_SSN"
+	IBAN          = "IBAN"
+	IPAddress     = "IP_ADDRESS"
+	AWSAccessKey  = "AWS_ACCESS_KEY"
+	APIKey        = "API_KEY"
+	PrivateKey    = "PRIVATE_KEY"
+	JWT           = "JWT"
 )
+
+// BuiltinTypes lists the types the built-in detectors report, sorted.
+func BuiltinTypes() []string {
+	return []string{APIKey, AWSAccessKey, CreditCard, Email, IBAN, IPAddress, JWT, Phone, PrivateKey, USSSN}
+}
 
 // Finding is one detected item: text[Start:End] of the scanned text, in byte
 // offsets, End exclusive.
@@ -65,46 +121,72 @@ type Finding struct {
 }
 
 // Scanner detects PII. It is immutable and safe for concurrent use; build one
-// with NewScanner and share it. The zero value detects everything except
-// bare nine-digit SSNs, which need context words.
+// with NewScanner or New and share it. The zero value runs the built-in
+// detectors except bare nine-digit SSNs, which need context words.
 type Scanner struct {
 	ssnCues   []string // lowercase words that license a bare nine-digit SSN
 	ssnWindow int      // bytes before the number searched for a cue
-	slow      bool     // tests only: disable the skips that are pure speedups
+	custom    []*customDetector
+	maxBytes  int  // ScanContext rejects longer texts
+	slow      bool // tests only: disable the skips that are pure speedups
 }
 
-// NewScanner returns a Scanner with all detectors enabled.
+// NewScanner returns a Scanner with all built-in detectors and no custom
+// ones.
 func NewScanner() *Scanner {
 	return &Scanner{
 		ssnCues:   []string{"ssn", "social security", "soc sec"},
 		ssnWindow: 32,
+		maxBytes:  DefaultMaxBytes,
 	}
 }
 
 // Scan appends the findings in text to dst, ordered by Start and
 // non-overlapping, and returns the extended slice. Elements already in dst are
-// left alone. Scan allocates only when dst must grow, so reusing dst[:0]
-// across calls makes it allocation-free.
+// left alone. Without custom detectors Scan allocates only when dst must
+// grow, so reusing dst[:0] across calls makes it allocation-free.
 //
-// When two candidates overlap, the longer one is kept; at equal length
-// CREDIT_CARD beats US_SSN, which beats PHONE, which beats EMAIL.
+// When two candidates overlap, the longer one is kept; at equal length the
+// more specific type wins (see rank), and built-in types beat custom ones.
+//
+// Scan has no size limit and cannot fail; callers that must fail closed use
+// ScanContext.
 func (s *Scanner) Scan(text string, dst []Finding) []Finding {
+	dst, _ = s.scan(nil, text, dst)
+	return dst
+}
+
+// checkEvery is how many bytes scan advances between context checks.
+const checkEvery = 64 << 10
+
+// scan is Scan, checking ctx (when not nil) every checkEvery bytes.
+func (s *Scanner) scan(ctx context.Context, text string, dst []Finding) ([]Finding, error) {
 	base := len(dst)
 	var ch chain // reused by every numeric match, so it is zeroed once
+	nextCheck := checkEvery
 	for i := 0; i < len(text); {
+		if ctx != nil && i >= nextCheck {
+			if err := ctx.Err(); err != nil {
+				return dst, err
+			}
+			nextCheck = i + checkEvery
+		}
 		t := nextTrigger(text, i)
 		if t >= len(text) {
 			break
 		}
-		switch c := text[t]; {
-		case c == '@':
-			if f, ok := matchEmail(text, t); ok {
-				dst = push(dst, base, f)
-				i = f.End
-			} else {
-				i = t + 1
+		var f Finding
+		ok := false
+		switch c := text[t]; c {
+		case '@':
+			f, ok = matchEmail(text, t)
+		case '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			if f, ok = matchIBAN(text, t); ok {
+				break
 			}
-		case isDigit(c):
+			if f, ok = matchIPv6(text, t); ok {
+				break
+			}
 			start := t
 			if start > 0 && text[start-1] == '(' {
 				start--
@@ -126,11 +208,33 @@ func (s *Scanner) Scan(text string, dst []Finding) []Finding {
 			var end int
 			dst, end = s.scanChain(&ch, text, start, dst, base)
 			i = max(end, t+1)
-		default: // one of :;<=>? — shares the trigger byte range
+			continue
+		case ':':
+			f, ok = matchIPv6(text, t)
+		case '-':
+			f, ok = matchDash(text, t)
+		case '_':
+			f, ok = matchUnderscore(text, t)
+		case 'A':
+			f, ok = matchAWS(text, t)
+		case 'B':
+			f, ok = matchPEM(text, t)
+		case 'E':
+			f, ok = matchPEMEnd(text, t)
+		case 'J':
+			f, ok = matchJWT(text, t)
+		}
+		if ok {
+			dst = push(dst, base, f)
+			i = max(f.End, t+1)
+		} else {
 			i = t + 1
 		}
 	}
-	return dst
+	if len(s.custom) > 0 {
+		return s.scanCustom(ctx, text, dst, base)
+	}
+	return dst, nil
 }
 
 // push appends f to dst, resolving overlaps with the findings after base by
@@ -156,12 +260,25 @@ func beats(a, b Finding) bool {
 	return rank(a.Type) > rank(b.Type)
 }
 
-// rank orders types by specificity for ties between equally long findings.
+// rank orders types by specificity for ties between equally long findings;
+// custom types rank 0, below every built-in type.
 func rank(typ string) int {
 	switch typ {
+	case PrivateKey:
+		return 10
+	case JWT:
+		return 9
+	case APIKey:
+		return 8
+	case AWSAccessKey:
+		return 7
+	case IBAN:
+		return 6
 	case CreditCard:
-		return 4
+		return 5
 	case USSSN:
+		return 4
+	case IPAddress:
 		return 3
 	case Phone:
 		return 2
@@ -178,16 +295,26 @@ const (
 	ones = 0x0101010101010101
 )
 
+// Trigger bytes: '-' through 'J' (- . / 0-9 : ; < = > ? @ A-J) and '_'.
+const (
+	trigLo = '-'
+	trigHi = 'J'
+)
+
+// isTrigger reports whether c may start a match.
+func isTrigger(c byte) bool { return c-trigLo <= trigHi-trigLo || c == '_' }
+
 // triggerBits returns w with the high bit of each byte set exactly when that
-// byte is in '0'..'@' (digits, :;<=>? and '@'). Masking to seven bits first
-// keeps every subtraction and addition inside its byte; ^w drops non-ASCII.
+// byte is a trigger. Masking to seven bits first keeps every addition inside
+// its byte; the final &^ w drops non-ASCII bytes.
 func triggerBits(w uint64) uint64 {
 	y := w & lo7
-	return (ones*(127+'@'+1) - y) & ^w & (y + ones*(127-('0'-1))) & hi1
+	inRange := (y + ones*(0x80-trigLo)) &^ (y + ones*(0x7f-trigHi))
+	under := ^((y ^ ones*'_') + lo7) // high bit set where the byte is '_'
+	return (inRange | under) &^ w & hi1
 }
 
-// nextTrigger returns the index of the first byte at or after i that may
-// start a match (a digit or '@', plus the few bytes between them), or
+// nextTrigger returns the index of the first trigger byte at or after i, or
 // len(text).
 func nextTrigger(text string, i int) int {
 	for ; i+8 <= len(text); i += 8 {
@@ -199,7 +326,7 @@ func nextTrigger(text string, i int) int {
 		}
 	}
 	for ; i < len(text); i++ {
-		if text[i]-'0' <= '@'-'0' {
+		if isTrigger(text[i]) {
 			return i
 		}
 	}

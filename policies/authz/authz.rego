@@ -69,7 +69,9 @@ role_models contains model if {
 
 # team is the caller's team, null when the input names none (no data key is
 # null, so lookups fall back to the defaults).
-team := object.get(input, ["identity", "team"], null)
+default team := null
+
+team := input.identity.team
 
 # service_groups are the model groups a service may use: its team's list,
 # else the default for services.

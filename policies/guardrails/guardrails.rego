@@ -33,7 +33,9 @@ completion_default := [n | n := data.data.guardrails.max_completion_tokens.defau
 
 # team is the caller's team, null when the input names none (no data key is
 # null, so lookups fall back to the defaults).
-team := object.get(input, ["identity", "team"], null)
+default team := null
+
+team := input.identity.team
 
 # max_prompt is the prompt limit for the caller's team, else the default.
 max_prompt := prompt_default[0] if count(prompt_limits) == 0

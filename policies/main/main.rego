@@ -23,7 +23,9 @@ allow if count(deny) == 0
 
 # team is the caller's team, null when the input names none (no data key is
 # null, so lookups fall back to the defaults).
-team := object.get(input, ["identity", "team"], null)
+default team := null
+
+team := input.identity.team
 
 # store_prompt_default and store_prompt_teams hold the boolean flags of
 # data.data.log.store_prompt (data only).

@@ -25,7 +25,9 @@ action_of(overrides, t) := default_actions[t] if not t in object.keys(overrides)
 
 # team is the caller's team, null when the input names none (no data key is
 # null, so lookups fall back to the defaults).
-team := object.get(input, ["identity", "team"], null)
+default team := null
+
+team := input.identity.team
 
 # action_table is the calling team's action per PII type.
 action_table := default_actions if count(team_actions) == 0

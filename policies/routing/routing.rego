@@ -51,7 +51,9 @@ tiers := object.get(data.data.routing, "tiers", [])
 last := count(tiers) - 1
 
 # score is the complexity estimate in [0,1]; 0 when the gateway sent none.
-score := object.get(input, ["complexity", "score"], 0)
+default score := 0
+
+score := input.complexity.score
 
 # bounds maps the index of every tier with a bound to it (data only).
 bounds[i] := t.below if some i, t in tiers

@@ -43,7 +43,9 @@ shift := n if {
 tiers := object.get(data.data.routing, "tiers", [])
 
 # score is the complexity estimate in [0,1]; 0 when the gateway sent none.
-score := object.get(input, ["complexity", "score"], 0)
+default score := 0
+
+score := input.complexity.score
 
 # base_index is the tier the complexity score alone asks for.
 base_index := min({i | some i, t in tiers; score < t.below} | {count(tiers) - 1})
