@@ -87,7 +87,14 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 		}
 	}
 	sort.Strings(in.PII.Types)
-	in.Complexity = Complexity{Turns: len(req.Messages), Code: code}
+	lastUser := ""
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == "user" {
+			lastUser = msgs[i].Content
+			break
+		}
+	}
+	in.Complexity = estimateComplexity(in.Tokens.Prompt, len(req.Messages), len(req.Tools), code, lastUser)
 	return in, scan
 }
 

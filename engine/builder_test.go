@@ -157,7 +157,8 @@ func TestBuildCopiesRequestFields(t *testing.T) {
 	if in.Params.Temperature == nil || *in.Params.Temperature != 0.3 || in.Params.Tools != 2 || in.Params.Messages != 3 {
 		t.Errorf("Params = %+v, want temperature 0.3, 2 tools, 3 messages", in.Params)
 	}
-	if want := (Complexity{Turns: 3, Code: true}); in.Complexity != want {
+	// 0.20 code + 0.10·(3-1)/11 turns + 0.05 tools; 29 tokens add no length.
+	if want := (Complexity{Score: 0.268, Turns: 3, Code: true, Tools: 2, PromptTokens: in.Tokens.Prompt}); in.Complexity != want {
 		t.Errorf("Complexity = %+v, want %+v", in.Complexity, want)
 	}
 }

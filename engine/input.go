@@ -100,11 +100,16 @@ type PIIFinding struct {
 	Role    string
 }
 
-// Complexity is a prompt-complexity estimate in [0,1] with its signals.
+// Complexity is a prompt-complexity estimate in [0,1] with its signals; see
+// estimateComplexity for how they are computed and weighed.
 type Complexity struct {
-	Score float64
-	Turns int
-	Code  bool
+	Score        float64
+	Turns        int
+	Code         bool
+	Math         bool
+	Reasoning    bool
+	Tools        int
+	PromptTokens int
 }
 
 // Value returns the input as an OPA value, built directly so that no JSON
@@ -148,6 +153,10 @@ func (in *Input) valueOf(fs fieldSet) ast.Value {
 			item("signals", ast.ObjectTerm(
 				item("turns", ast.InternedTerm(in.Complexity.Turns)),
 				item("code", ast.InternedTerm(in.Complexity.Code)),
+				item("math", ast.InternedTerm(in.Complexity.Math)),
+				item("reasoning", ast.InternedTerm(in.Complexity.Reasoning)),
+				item("tools", ast.InternedTerm(in.Complexity.Tools)),
+				item("prompt_tokens", ast.InternedTerm(in.Complexity.PromptTokens)),
 			)),
 		))
 	}
@@ -274,7 +283,7 @@ var inputKeys = func() map[string]*ast.Term {
 		"subject", "kind", "auth", "key_id", "team", "org", "roles", "groups", "labels", "chain",
 		"requested", "provider_hint", "tools", "messages", "max_tokens", "temperature",
 		"prompt", "max_completion", "estimated_total", "types", "findings", "type", "count", "message", "role",
-		"score", "turns", "code", "matched_phrases",
+		"score", "turns", "code", "math", "reasoning", "prompt_tokens", "matched_phrases",
 	} {
 		m[k] = ast.StringTerm(k)
 	}

@@ -58,7 +58,7 @@ func representativeInput() *Input {
 				{Type: "EMAIL", Count: 1, Message: 3, Role: "user"},
 			},
 		},
-		Complexity: Complexity{Score: 0.42, Turns: 6, Code: true},
+		Complexity: Complexity{Score: 0.42, Turns: 6, Code: true, Reasoning: true, Tools: 3, PromptTokens: 1234},
 	}
 }
 
