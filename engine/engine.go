@@ -28,6 +28,10 @@ import (
 // DefaultEntrypoint is the rule the gateway evaluates.
 const DefaultEntrypoint = "data.tollgate.main.decision"
 
+// DefaultAdminEntrypoint is the rule the admin endpoints evaluate: the set
+// of admin actions the caller may perform.
+const DefaultAdminEntrypoint = "data.tollgate.authz.allowed_actions"
+
 // Config is the policy section of the configuration.
 type Config struct {
 	// Config says where bundles come from: policy.bundle (one folder),
@@ -36,6 +40,9 @@ type Config struct {
 	bundles.Config `yaml:",inline"`
 	// Entrypoint is the rule whose value is the decision.
 	Entrypoint string `yaml:"entrypoint"`
+	// AdminEntrypoint is the rule whose value is the set of admin actions
+	// the caller may perform (the input has only identity filled).
+	AdminEntrypoint string `yaml:"admin_entrypoint"`
 	// Shadow, when set, names a candidate bundle evaluated on every request
 	// beside the live one without being enforced (shadow mode).
 	Shadow *bundles.Config `yaml:"shadow"`
@@ -44,9 +51,15 @@ type Config struct {
 // Validate reports configuration problems.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Entrypoint != "" {
-		if _, err := ast.ParseRef(c.Entrypoint); err != nil || !strings.HasPrefix(c.Entrypoint, "data.") {
-			errs = append(errs, fmt.Errorf("policy.entrypoint: %q is not a rule reference (want e.g. %q)", c.Entrypoint, DefaultEntrypoint))
+	for _, ep := range []struct{ name, value, example string }{
+		{"entrypoint", c.Entrypoint, DefaultEntrypoint},
+		{"admin_entrypoint", c.AdminEntrypoint, DefaultAdminEntrypoint},
+	} {
+		if ep.value == "" {
+			continue
+		}
+		if _, err := ast.ParseRef(ep.value); err != nil || !strings.HasPrefix(ep.value, "data.") {
+			errs = append(errs, fmt.Errorf("policy.%s: %q is not a rule reference (want e.g. %q)", ep.name, ep.value, ep.example))
 		}
 	}
 	errs = append(errs, c.Config.Validate())
@@ -63,6 +76,7 @@ func (c *Config) Validate() error {
 // Engine holds the current policy.
 type Engine struct {
 	entrypoint string
+	admin      string
 	log        *slog.Logger
 	current    atomic.Pointer[Policy]
 }
@@ -76,7 +90,11 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	if entry == "" {
 		entry = DefaultEntrypoint
 	}
-	return &Engine{entrypoint: entry, log: log}, nil
+	admin := cfg.AdminEntrypoint
+	if admin == "" {
+		admin = DefaultAdminEntrypoint
+	}
+	return &Engine{entrypoint: entry, admin: admin, log: log}, nil
 }
 
 // Policy is a compiled bundle, ready to evaluate.
@@ -100,6 +118,8 @@ type Policy struct {
 	fields  fieldSet
 	phrases []phraseRule
 	models  map[string]bool
+	// admin is the admin entrypoint, prepared.
+	admin rego.PreparedEvalQuery
 }
 
 // Compile prepares b for evaluation and smoke-evaluates it on a sample input;
@@ -122,12 +142,19 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	// evaluation fails, the modules are compiled on their own, as before.
 	compiler := newCompiler()
 	fast, partialErr := preparePartial(ctx, slices.Concat(opts, modules, []func(*rego.Rego){rego.Compiler(compiler)}))
-	var q rego.PreparedEvalQuery
+	var q, admin rego.PreparedEvalQuery
 	var err error
+	adminOpts := append([]func(*rego.Rego){rego.Query(e.admin)}, opts[1:]...)
 	if partialErr == nil {
 		q, err = rego.New(append(opts, rego.Compiler(compiler))...).PrepareForEval(ctx)
+		if err == nil {
+			admin, err = rego.New(append(adminOpts, rego.Compiler(compiler))...).PrepareForEval(ctx)
+		}
 	} else {
 		q, err = rego.New(slices.Concat(opts, modules)...).PrepareForEval(ctx)
+		if err == nil {
+			admin, err = rego.New(slices.Concat(adminOpts, modules)...).PrepareForEval(ctx)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("compile bundle %s: %w", b.Source, err)
@@ -140,7 +167,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
-	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, phrases: phrases, models: knownModels(b.Data)}
+	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, admin: admin, phrases: phrases, models: knownModels(b.Data)}
 	if partialErr == nil {
 		partialErr = sameSmokeDecision(ctx, q, fast)
 	}
@@ -254,6 +281,33 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 		return Decision{}, ErrUndefined
 	}
 	return decodeDecision(rs[0].Expressions[0].Value)
+}
+
+// AllowedActions returns the admin actions id may perform, sorted: the
+// value of the admin entrypoint for an input with only identity filled. An
+// undefined entrypoint allows none; a value that is not a set or array of
+// strings is an error (the caller denies).
+func (p *Policy) AllowedActions(ctx context.Context, id Identity) ([]string, error) {
+	in := ast.NewObject(item("identity", ast.NewTerm(id.value(nil))))
+	partialMu.RLock()
+	rs, err := p.admin.Eval(ctx, rego.EvalParsedInput(in), rego.EvalGenerateJSON(astResult))
+	partialMu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("evaluate admin actions: %w", err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return []string{}, nil
+	}
+	actions := []string{}
+	x := decoder{}
+	x.array("allowed actions", rs[0].Expressions[0].Value, func(i int, v any) {
+		actions = append(actions, x.str(fmt.Sprintf("allowed actions[%d]", i), v))
+	})
+	if x.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidDecision, x.err)
+	}
+	slices.Sort(actions)
+	return actions, nil
 }
 
 // astResult hands the decision to decodeDecision as OPA's AST value, which

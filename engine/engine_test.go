@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -642,4 +643,33 @@ decision := {
 		}
 	}
 	t.Logf("%d evaluations over %d revisions", evals.Load(), len(all))
+}
+
+func TestAllowedActions(t *testing.T) {
+	t.Parallel()
+	p := compile(t, newEngine(t, Config{}), defaultBundle(t))
+	tests := []struct {
+		roles []string
+		want  []string
+	}{
+		{[]string{"admin"}, []string{"bundles:read", "keys:read", "keys:write", "quota:read", "quota:write", "usage:read"}},
+		{[]string{"developer"}, []string{}},
+		{nil, []string{}},
+	}
+	for _, tt := range tests {
+		got, err := p.AllowedActions(t.Context(), Identity{Subject: "x", Kind: "user", Roles: tt.roles})
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("roles %v: actions %v, %v; want %v", tt.roles, got, err, tt.want)
+		}
+	}
+	// A bundle without the rule allows nothing; one whose rule is not a set
+	// of strings fails.
+	none := compile(t, newEngine(t, Config{}), mainBundle(t, `decision := {"allow": true}`))
+	if got, err := none.AllowedActions(t.Context(), Identity{Roles: []string{"admin"}}); err != nil || len(got) != 0 {
+		t.Errorf("bundle without authz: %v, %v; want no actions", got, err)
+	}
+	bad := compile(t, newEngine(t, Config{AdminEntrypoint: "data.tollgate.main.actions"}), mainBundle(t, "decision := {\"allow\": true}\n\nactions := [1]"))
+	if _, err := bad.AllowedActions(t.Context(), Identity{}); !errors.Is(err, ErrInvalidDecision) {
+		t.Errorf("actions [1]: error %v, want ErrInvalidDecision", err)
+	}
 }

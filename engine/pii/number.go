@@ -154,7 +154,7 @@ func parseUnit(u *unit, text string, p int) {
 	case isJoiner(c):
 		u.bad = i+1 < n && isWordByte(text[i+1]) // "2671-ext", "12.5kg"
 	case c == ' ':
-		u.cont = i+1 < n && startsUnit(text, i+1)
+		u.cont = i+1 < n && startsUnit(text, i+1) && !ip6Start(text, i+1)
 	}
 }
 
@@ -278,6 +278,10 @@ func (m *match) offer(typ string, k, end int) {
 func (s *Scanner) matchAt(c *chain) match {
 	var m match
 	u := c.get(0)
+	if end, ok := ipv4Unit(c.text, u); ok {
+		m.offer(IPAddress, 1, end)
+		return m
+	}
 	if u.bad {
 		return m
 	}

@@ -128,7 +128,8 @@ type Scanner struct {
 	ssnWindow int      // bytes before the number searched for a cue
 	custom    []*customDetector
 	maxBytes  int  // ScanContext rejects longer texts
-	slow      bool // tests only: disable the skips that are pure speedups
+	slow      bool   // tests only: disable the skips that are pure speedups
+	testHook  func() // tests only: called at the start of every scan
 }
 
 // NewScanner returns a Scanner with all built-in detectors and no custom
@@ -161,6 +162,9 @@ const checkEvery = 64 << 10
 
 // scan is Scan, checking ctx (when not nil) every checkEvery bytes.
 func (s *Scanner) scan(ctx context.Context, text string, dst []Finding) ([]Finding, error) {
+	if s.testHook != nil {
+		s.testHook()
+	}
 	base := len(dst)
 	var ch chain // reused by every numeric match, so it is zeroed once
 	nextCheck := checkEvery
@@ -373,13 +377,27 @@ const minDigits = 8
 func fewDigits(text string, i int) (end int, few bool) {
 	digits, run := 0, 0 // usable digits in closed runs, digits in this run
 	odd := false        // this run has a '/' or ':' between digits
-	for ; i < len(text); i++ {
+	dots := 0           // '.' between digits in a row: three make a quad
+	for start := i; i < len(text); i++ {
 		c := text[i]
 		if isDigit(c) {
+			if run == 0 && i > start && !isJoiner(text[i-1]) && ip6Start(text, i) {
+				return i, true // after '(', ')', '+' or ' ': let matchIPv6 judge it
+			}
 			if run++; !odd && digits+run >= minDigits {
 				return 0, false
 			}
 			continue
+		}
+		if c == ':' && i+1 < len(text) && text[i+1] == ':' {
+			return i, true // "::" may start an IPv6 address: let matchIPv6 judge it
+		}
+		if c == '.' && isDigit(text[i-1]) && i+1 < len(text) && isDigit(text[i+1]) {
+			if dots++; dots == 3 {
+				return 0, false // a possible IPv4 address: the chain judges it
+			}
+		} else {
+			dots = 0
 		}
 		if (c == '/' || c == ':') && isDigit(text[i-1]) && i+1 < len(text) && isDigit(text[i+1]) {
 			odd = true
@@ -391,7 +409,7 @@ func fewDigits(text string, i int) (end int, few bool) {
 		run, odd = 0, false
 		switch {
 		case isJoiner(c), c == '(', c == ')', c == '+':
-		case c == ' ' && i+1 < len(text) && startsUnit(text, i+1):
+		case c == ' ' && i+1 < len(text) && startsUnit(text, i+1) && !ip6Start(text, i+1):
 		default:
 			return i, true
 		}
@@ -400,8 +418,11 @@ func fewDigits(text string, i int) (end int, few bool) {
 }
 
 // skipToken returns the end of the word starting at i, continuing across
-// joiners into further words: every digit in that span is blocked by
+// '-' into further words: every digit in that span is blocked by
 // blockedLeft anyway, so skipping it is only faster ("550e8400-e29b-41d4").
+// It stops at '.', '/' and ':', after which a secret, an IBAN or an IP
+// address may start, and no trigger it skips can start one: each needs a
+// left neighbour that is neither a word byte nor '-'.
 func skipToken(text string, i int) int {
 	for i < len(text) {
 		c := text[i]
@@ -409,7 +430,7 @@ func skipToken(text string, i int) int {
 			i++
 			continue
 		}
-		if isJoiner(c) && i+1 < len(text) && isWordByte(text[i+1]) && (c != ':' || isDigit(text[i-1])) {
+		if c == '-' && i+1 < len(text) && isWordByte(text[i+1]) {
 			i++
 			continue
 		}
@@ -417,6 +438,16 @@ func skipToken(text string, i int) int {
 	}
 	return i
 }
+
+// isUpper reports whether c is an ASCII capital letter.
+func isUpper(c byte) bool { return c-'A' < 26 }
+
+// isHex reports whether c is an ASCII hex digit.
+func isHex(c byte) bool { return isDigit(c) || (c|0x20)-'a' < 6 }
+
+// isTokenByte reports whether c may be part of a secret token: a word byte
+// or '-'. A secret must not continue such a token on either side.
+func isTokenByte(c byte) bool { return isWordByte(c) || c == '-' }
 
 func isDigit(c byte) bool  { return c-'0' < 10 }
 func isLetter(c byte) bool { return (c|0x20)-'a' < 26 }
