@@ -202,6 +202,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	s.registerAdmin(e)
 	s.e = e
 	return s, nil
 }
