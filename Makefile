@@ -51,8 +51,8 @@ policy-check: policy-fmt ## opa check --strict on the policy library and the exa
 policy-test: ## opa test with coverage (at least 90%) for the library and each example
 	@for d in $(POLICY_SETS); do \
 	  echo "opa test --coverage --threshold 90 $$d"; \
-	  $(OPA) test --coverage --threshold 90 $$d > /dev/null || { $(OPA) test $$d; exit 1; }; \
-	  $(OPA) test $$d | tail -n 1; \
+	  $(OPA) test --timeout 120s --coverage --threshold 90 $$d > /dev/null || { $(OPA) test --timeout 120s $$d; exit 1; }; \
+	  $(OPA) test --timeout 120s $$d | tail -n 1; \
 	done
 
 bundle: ## build the default policy library into bin/bundle.tar.gz

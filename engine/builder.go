@@ -46,6 +46,7 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 	scan := &Scan{}
 	findings := map[findingKey]int{}
 	var order []findingKey
+	var guard GuardrailSignals
 	code := false
 	for i, m := range req.Messages {
 		msgs[i] = tokens.Message{Role: m.Role, Name: m.Name, Content: m.Content.String()}
@@ -53,9 +54,11 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 			code = true
 		}
 		b.scanText(scan, i, -1, m.Role, m.Content.Text, findings, &order)
+		guard.add(m.Content.Text)
 		for j, p := range m.Content.Parts {
 			if p.Type == "text" {
 				b.scanText(scan, i, j, m.Role, p.Text, findings, &order)
+				guard.add(p.Text)
 			}
 		}
 	}
@@ -94,6 +97,7 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 			break
 		}
 	}
+	in.Guardrails = guard
 	in.Complexity = estimateComplexity(in.Tokens.Prompt, len(req.Messages), len(req.Tools), code, lastUser)
 	return in, scan
 }

@@ -22,6 +22,7 @@ type Input struct {
 	PII        PIISummary
 	Complexity Complexity
 	Signals    Signals
+	Guardrails GuardrailSignals
 }
 
 // Signals are findings about the prompt text that policies act on without
@@ -160,6 +161,14 @@ func (in *Input) valueOf(fs fieldSet) ast.Value {
 			)),
 		))
 	}
+	if _, ok := fs.want("guardrails"); ok {
+		b.add("guardrails", ast.ObjectTerm(
+			item("signals", stringArray(in.Guardrails.IDs())),
+			item("hidden_unicode", ast.InternedTerm(in.Guardrails.HiddenUnicode)),
+			item("bidi_controls", ast.InternedTerm(in.Guardrails.BidiControls)),
+			item("base64_blobs", ast.InternedTerm(in.Guardrails.Base64Blobs)),
+		))
+	}
 	if _, ok := fs.want("signals"); ok {
 		b.add("signals", ast.ObjectTerm(item("matched_phrases", stringArray(in.Signals.MatchedPhrases))))
 	}
@@ -170,7 +179,7 @@ func (in *Input) valueOf(fs fieldSet) ast.Value {
 // largest objects without growing.
 type object struct {
 	items []([2]*ast.Term)
-	buf   [10][2]*ast.Term
+	buf   [12][2]*ast.Term
 }
 
 func (o *object) add(k string, v *ast.Term) {
@@ -284,6 +293,7 @@ var inputKeys = func() map[string]*ast.Term {
 		"requested", "provider_hint", "tools", "messages", "max_tokens", "temperature",
 		"prompt", "max_completion", "estimated_total", "types", "findings", "type", "count", "message", "role",
 		"score", "turns", "code", "math", "reasoning", "prompt_tokens", "matched_phrases",
+		"guardrails", "hidden_unicode", "bidi_controls", "base64_blobs",
 	} {
 		m[k] = ast.StringTerm(k)
 	}

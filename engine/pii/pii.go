@@ -4,9 +4,9 @@
 // expensive work, and everything else is skipped eight bytes at a time: an
 // '@' starts an e-mail match; a digit starts a numeric match over a "chain"
 // of digit groups, or an IBAN when two capital letters precede it, or an IPv6
-// address; a ':' an IPv6 address; '-', '_', 'A', 'B', 'E' and 'J' start the
-// checks for known secret prefixes ("sk-", "ghp_", "AKIA", "-----BEGIN",
-// "eyJ"). Candidates are then checked by exact validators (Luhn and card
+// address; a ':' an IPv6 address; '-', '_' and 'A' start the checks for
+// known secret prefixes ("sk-", "ghp_", "AKIA", "-----BEGIN"), and a '.'
+// the check for a JWT header ("eyJ…") before it. Candidates are then checked by exact validators (Luhn and card
 // brand, SSN number ranges, NANP area codes, IBAN lengths and mod-97, octet
 // ranges, base64url JSON headers). The built-in detectors use no regular
 // expressions, and a Scan that finds nothing allocates nothing. Custom
@@ -96,16 +96,16 @@ import (
 
 // Finding types.
 const (
-	Email         = "EMAIL"
-	Phone         = "PHONE"
-	CreditCard    = "CREDIT_CARD"
-	USSSN         = "US_SSN"
-	IBAN          = "IBAN"
-	IPAddress     = "IP_ADDRESS"
-	AWSAccessKey  = "AWS_ACCESS_KEY"
-	APIKey        = "API_KEY"
-	PrivateKey    = "PRIVATE_KEY"
-	JWT           = "JWT"
+	Email        = "EMAIL"
+	Phone        = "PHONE"
+	CreditCard   = "CREDIT_CARD"
+	USSSN        = "US_SSN"
+	IBAN         = "IBAN"
+	IPAddress    = "IP_ADDRESS"
+	AWSAccessKey = "AWS_ACCESS_KEY"
+	APIKey       = "API_KEY"
+	PrivateKey   = "PRIVATE_KEY"
+	JWT          = "JWT"
 )
 
 // BuiltinTypes lists the types the built-in detectors report, sorted.
@@ -127,7 +127,7 @@ type Scanner struct {
 	ssnCues   []string // lowercase words that license a bare nine-digit SSN
 	ssnWindow int      // bytes before the number searched for a cue
 	custom    []*customDetector
-	maxBytes  int  // ScanContext rejects longer texts
+	maxBytes  int    // ScanContext rejects longer texts
 	slow      bool   // tests only: disable the skips that are pure speedups
 	testHook  func() // tests only: called at the start of every scan
 }
@@ -216,17 +216,20 @@ func (s *Scanner) scan(ctx context.Context, text string, dst []Finding) ([]Findi
 		case ':':
 			f, ok = matchIPv6(text, t)
 		case '-':
-			f, ok = matchDash(text, t)
+			switch {
+			case t+10 < len(text) && text[t+1:t+10] == "----BEGIN":
+				f, ok = matchPEM(text, t+5)
+			case t+8 < len(text) && text[t+1:t+8] == "----END":
+				f, ok = matchPEMEnd(text, t+5)
+			default:
+				f, ok = matchDash(text, t)
+			}
+		case '.':
+			f, ok = matchJWT(text, t)
 		case '_':
 			f, ok = matchUnderscore(text, t)
 		case 'A':
 			f, ok = matchAWS(text, t)
-		case 'B':
-			f, ok = matchPEM(text, t)
-		case 'E':
-			f, ok = matchPEMEnd(text, t)
-		case 'J':
-			f, ok = matchJWT(text, t)
 		}
 		if ok {
 			dst = push(dst, base, f)
@@ -299,10 +302,10 @@ const (
 	ones = 0x0101010101010101
 )
 
-// Trigger bytes: '-' through 'J' (- . / 0-9 : ; < = > ? @ A-J) and '_'.
+// Trigger bytes: '-' through 'A' (- . / 0-9 : ; < = > ? @ A) and '_'.
 const (
 	trigLo = '-'
-	trigHi = 'J'
+	trigHi = 'A'
 )
 
 // isTrigger reports whether c may start a match.
@@ -389,8 +392,10 @@ func fewDigits(text string, i int) (end int, few bool) {
 			}
 			continue
 		}
-		if c == ':' && i+1 < len(text) && text[i+1] == ':' {
-			return i, true // "::" may start an IPv6 address: let matchIPv6 judge it
+		if (c == ':' || c == '-') && i+1 < len(text) && text[i+1] == c {
+			// "::" may start an IPv6 address, "--" a PEM line: let the
+			// main loop visit them.
+			return i, true
 		}
 		if c == '.' && isDigit(text[i-1]) && i+1 < len(text) && isDigit(text[i+1]) {
 			if dots++; dots == 3 {

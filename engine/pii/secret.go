@@ -143,7 +143,8 @@ func isPEMBody(c byte) bool {
 	return isAlnum(c) || c == '+' || c == '/' || c == '=' || c == '\n' || c == '\r' || c == '\\'
 }
 
-// matchPEM matches a private-key block whose "BEGIN" starts at text[t].
+// matchPEM matches a private-key block whose "BEGIN" starts at text[t],
+// after five dashes.
 func matchPEM(text string, t int) (Finding, bool) {
 	if t < 5 || text[t-5:t] != "-----" || !strings.HasPrefix(text[t:], "BEGIN ") {
 		return Finding{}, false
@@ -191,17 +192,21 @@ func matchPEMEnd(text string, t int) (Finding, bool) {
 // maxJWTHeader bounds the encoded JWT header that matchJWT decodes.
 const maxJWTHeader = 2048
 
-// matchJWT matches a JSON web token whose "eyJ" has its 'J' at text[t].
+// matchJWT matches a JSON web token whose header segment ends at the '.'
+// at text[t]. The header must start "eyJ" (base64url of `{"`).
 func matchJWT(text string, t int) (Finding, bool) {
-	s := t - 2
-	if s < 0 || text[s] != 'e' || text[s+1] != 'y' || !leftFree(text, s) || s > 0 && text[s-1] == '.' {
+	if t < 10 || !isB64URL(text[t-1]) {
+		return Finding{}, false
+	}
+	s := t
+	for s > 0 && t-s <= maxJWTHeader && isB64URL(text[s-1]) {
+		s--
+	}
+	hdrEnd := t
+	if t-s > maxJWTHeader || t-s < 10 || !strings.HasPrefix(text[s:], "eyJ") || !leftFree(text, s) || s > 0 && text[s-1] == '.' {
 		return Finding{}, false
 	}
 	n := len(text)
-	hdrEnd := tokenRun(text, s, isB64URL)
-	if hdrEnd-s > maxJWTHeader || hdrEnd-s < 10 {
-		return Finding{}, false
-	}
 	segs, e := 1, hdrEnd
 	for e+1 < n && text[e] == '.' && isB64URL(text[e+1]) && segs < 5 {
 		e = tokenRun(text, e+1, isB64URL)

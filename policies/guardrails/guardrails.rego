@@ -13,6 +13,11 @@
 #     rules that matched in input.signals.matched_phrases. A matched rule that
 #     applies to the caller's team denies with blocked_content, or in mode
 #     "log" only tags the inference log (tags.guardrail_log).
+#   - signals {"<signal>": {"category": "...", "mode": "deny"|"log",
+#     "teams": [...], "exempt_teams": [...], "message": "..."}}: the same for
+#     the content signals the engine counts (input.guardrails.signals:
+#     hidden_unicode, bidi_control, base64_blob). A signal without a rule
+#     passes.
 #
 # A team's limit wins over the default; 0 or a missing limit means none.
 package tollgate.guardrails
@@ -103,8 +108,18 @@ matched_rules[id] := rule if {
 	applies(rule)
 }
 
+# signal_rules maps every content signal the engine found whose rule
+# applies to the caller's team to the rule.
+signal_rules[id] := rule if {
+	some id in input.guardrails.signals
+	some rule in object.filter(data.data.guardrails.signals, [id])
+	applies(rule)
+}
+
 # matched maps the id of every applicable rule the engine found to its mode.
 matched[id] := object.get(rule, "mode", "deny") if some id, rule in matched_rules
+
+matched[id] := object.get(rule, "mode", "deny") if some id, rule in signal_rules
 
 deny contains {
 	"code": "blocked_content",
@@ -117,9 +132,25 @@ deny contains {
 	hint := object.get(rule, "message", "rephrase it without that content")
 }
 
+deny contains {
+	"code": "blocked_content",
+	"status": 400,
+	"message": sprintf("the request carries %s (guardrail %q); %s and retry", [category, id, hint]),
+} if {
+	some id, rule in signal_rules
+	object.get(rule, "mode", "deny") != "log"
+	category := object.get(rule, "category", "suspicious content")
+	hint := object.get(rule, "message", "remove it")
+}
+
 # log_rules are the ids of the rules in mode "log" (data only).
 log_rules contains id if {
 	some id, rule in data.data.guardrails.blocked_phrases
+	object.get(rule, "mode", "deny") == "log"
+}
+
+log_rules contains id if {
+	some id, rule in data.data.guardrails.signals
 	object.get(rule, "mode", "deny") == "log"
 }
 

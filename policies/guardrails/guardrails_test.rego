@@ -126,3 +126,49 @@ test_data_phrases_valid if {
 		object.get(rule, "mode", "deny") in {"deny", "log"}
 	}
 }
+
+signal_data := {"signals": {
+	"hidden_unicode": {"category": "invisible characters", "message": "remove them", "exempt_teams": ["i18n"]},
+	"bidi_control": {"mode": "deny", "teams": ["ml"]},
+	"base64_blob": {"category": "an encoded blob", "mode": "log"},
+}}
+
+content(team, ids) := {"identity": {"team": team}, "tokens": {"prompt": 1}, "params": {}, "guardrails": {"signals": ids}}
+
+test_content_signals[tc.note] if {
+	some tc in [
+		{"note": "hidden text is refused", "team": "ml", "ids": ["hidden_unicode"], "deny": {"hidden_unicode"}, "log": null},
+		{"note": "exempt team passes", "team": "i18n", "ids": ["hidden_unicode"], "deny": set(), "log": null},
+		{"note": "team-scoped rule", "team": "ops", "ids": ["bidi_control"], "deny": set(), "log": null},
+		{"note": "team-scoped rule applies", "team": "ml", "ids": ["bidi_control", "hidden_unicode"], "deny": {"bidi_control", "hidden_unicode"}, "log": null},
+		{"note": "log mode only tags", "team": "ml", "ids": ["base64_blob"], "deny": set(), "log": "base64_blob"},
+		{"note": "a signal without a rule passes", "team": "ml", "ids": ["new_signal"], "deny": set(), "log": null},
+	]
+	r := content(tc.team, tc.ids)
+	denies := guardrails.deny with input as r with data.data.guardrails as signal_data
+	{id | some d in denies; some id in tc.ids; contains(d.message, sprintf("%q", [id]))} == tc.deny
+	tags := guardrails.tags with input as r with data.data.guardrails as signal_data
+	object.get(tags, "guardrail_log", null) == tc.log
+}
+
+test_content_signal_message if {
+	denies := guardrails.deny with input as content("ml", ["hidden_unicode"]) with data.data.guardrails as signal_data
+	{d.message | some d in denies} == {`the request carries invisible characters (guardrail "hidden_unicode"); remove them and retry`}
+}
+
+test_default_signal_data[tc.note] if {
+	some tc in [
+		{"note": "invisible characters refused", "ids": ["hidden_unicode"], "want": {"blocked_content"}},
+		{"note": "bidi controls refused", "ids": ["bidi_control"], "want": {"blocked_content"}},
+		{"note": "a base64 blob only tagged", "ids": ["base64_blob"], "want": set()},
+	]
+	denies := guardrails.deny with input as content("ml", tc.ids)
+	{d.code | some d in denies} == tc.want
+}
+
+test_data_signals_valid if {
+	every id, rule in data.data.guardrails.signals {
+		id in {"hidden_unicode", "bidi_control", "base64_blob"}
+		object.get(rule, "mode", "deny") in {"deny", "log"}
+	}
+}

@@ -22,7 +22,8 @@ base := {
 	"params": {"tools": 0, "messages": 1},
 	"tokens": {"prompt": 20, "max_completion": 4096, "estimated_total": 4116},
 	"pii": {"types": [], "findings": []},
-	"complexity": {"score": 0, "signals": {"turns": 1, "code": false}},
+	"complexity": {"score": 0, "signals": {"turns": 1, "code": false, "math": false, "reasoning": false, "tools": 0, "prompt_tokens": 12}},
+	"guardrails": {"signals": [], "hidden_unicode": 0, "bidi_controls": 0, "base64_blobs": 0},
 }
 
 # patched returns base with patch merged in (objects merge, other values
