@@ -134,35 +134,54 @@ type MaskResult struct {
 	Blocked []string
 }
 
-// ApplyMask rewrites req in place following the decision's mask rules.
-// Until reversible placeholders and keyed hashes exist, the placeholder and
-// hash actions redact too: no value whose type has an action is ever
-// forwarded.
+// MaskOptions serve the reversible and keyed mask actions.
+type MaskOptions struct {
+	// Hasher serves the hash action (a keyed, per-tenant token); without
+	// one, hash redacts.
+	Hasher *pii.Hasher
+	// Placeholders serves the placeholder action (<EMAIL_1>, consistent
+	// within the request); the caller restores the originals in the
+	// response with it. Without one, placeholder redacts.
+	Placeholders *pii.Placeholders
+}
+
+// ApplyMask rewrites req in place following the decision's mask rules, with
+// the placeholder and hash actions redacting.
 func ApplyMask(req *openai.ChatRequest, scan *Scan, m Mask) MaskResult {
+	return ApplyMaskWith(req, scan, m, MaskOptions{})
+}
+
+// ApplyMaskWith rewrites req in place following the decision's mask rules.
+// No value whose type has an action is ever forwarded: block leaves the
+// text as it is and lists the type in Blocked, and the caller must then
+// refuse the request.
+func ApplyMaskWith(req *openai.ChatRequest, scan *Scan, m Mask, opts MaskOptions) MaskResult {
 	var res MaskResult
 	if scan == nil || len(m.Rules) == 0 {
 		return res
 	}
 	blocked := map[string]bool{}
-	replace := func(typ string) (string, bool) {
-		switch m.ActionFor(typ) {
-		case ActionRedact, ActionPlaceholder, ActionHash:
-			res.Masked++
-			return pii.RedactLabel(typ), true
-		case ActionBlock:
+	r := pii.Replacer{ActionFor: m.ActionFor, Hasher: opts.Hasher, Placeholders: opts.Placeholders}
+	replace := func(typ, value string) (string, bool) {
+		if m.ActionFor(typ) == ActionBlock {
 			if !blocked[typ] {
 				blocked[typ] = true
 				res.Blocked = append(res.Blocked, typ)
 			}
+			return "", false
 		}
-		return "", false
+		out, ok := r.Replace(typ, value)
+		if ok {
+			res.Masked++
+		}
+		return out, ok
 	}
 	for _, s := range scan.Segments {
 		msg := &req.Messages[s.Message]
 		if s.Part >= 0 {
-			msg.Content.Parts[s.Part].Text = pii.Redact(msg.Content.Parts[s.Part].Text, s.Findings, replace)
+			msg.Content.Parts[s.Part].Text = pii.Mask(msg.Content.Parts[s.Part].Text, s.Findings, replace)
 		} else {
-			msg.Content.Text = pii.Redact(msg.Content.Text, s.Findings, replace)
+			msg.Content.Text = pii.Mask(msg.Content.Text, s.Findings, replace)
 		}
 	}
 	return res

@@ -356,3 +356,44 @@ func TestApplyMaskNilScan(t *testing.T) {
 		t.Errorf("ApplyMask with no scan = %+v, want nothing", res)
 	}
 }
+
+// TestApplyMaskWithTransforms checks the reversible and keyed actions: the
+// same value gets the same placeholder everywhere in the request, the
+// originals come back from the placeholders, and hashes are stable per
+// tenant and differ across tenants.
+func TestApplyMaskWithTransforms(t *testing.T) {
+	t.Parallel()
+	mask := Mask{Rules: []MaskRule{
+		{Types: []string{"EMAIL"}, Action: ActionPlaceholder},
+		{Types: []string{"CREDIT_CARD", "PHONE"}, Action: ActionHash},
+	}}
+	masked := func(tenant string) (*openai.ChatRequest, *pii.Placeholders, MaskResult) {
+		req := parseChat(t, piiRequest)
+		_, scan := newBuilder(t).Build(req, RequestInfo{}, Identity{})
+		h, err := pii.NewHasher([]byte("0123456789abcdef-test-secret"), tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph := pii.NewPlaceholders()
+		return req, ph, ApplyMaskWith(req, scan, mask, MaskOptions{Hasher: h, Placeholders: ph})
+	}
+	req, ph, res := masked("acme")
+	text := req.Messages[1].Content.Text
+	if res.Masked != 5 || strings.Contains(text, "@example") || strings.Contains(text, "4111") {
+		t.Fatalf("masked %d values, text %q; want 5 and no original value", res.Masked, text)
+	}
+	if !strings.Contains(text, "<EMAIL_1>") || !strings.Contains(text, "<EMAIL_2>") || !strings.Contains(text, "[CREDIT_CARD:h_") {
+		t.Fatalf("text %q; want numbered e-mail placeholders and a card hash", text)
+	}
+	if got := ph.Restore(text); !strings.HasPrefix(got, "Mail bob@example.com or alice@example.org, card [CREDIT_CARD:h_") {
+		t.Fatalf("Restore(%q) = %q; want the e-mail addresses back and the card still hashed", text, got)
+	}
+	again, _, _ := masked("acme")
+	other, _, _ := masked("globex")
+	if again.Messages[1].Content.Text != text {
+		t.Errorf("hashes differ between two requests of one tenant: %q vs %q", again.Messages[1].Content.Text, text)
+	}
+	if other.Messages[1].Content.Text == text {
+		t.Errorf("two tenants got the same hash: %q", text)
+	}
+}
