@@ -247,7 +247,7 @@ test_invalid_input_fails_schema[note] if {
 		"fractional tokens": {"doc": patched({"tokens": {"prompt": 1.5}}), "field": "tokens.prompt"},
 		"score above 1": {"doc": patched({"complexity": {"score": 1.5}}), "field": "complexity.score"},
 		"received_at not UTC": {"doc": patched({"request": {"received_at": "2026-11-25T10:00:00+01:00"}}), "field": "request.received_at"},
-		"unknown PII type": {"doc": patched({"pii": {"types": ["PASSPORT"]}}), "field": "pii.types.0"},
+		"malformed PII type": {"doc": patched({"pii": {"types": ["passport number"]}}), "field": "pii.types.0"},
 		"matched_phrases not an array": {"doc": patched({"signals": {"matched_phrases": "prompt_injection"}}), "field": "signals.matched_phrases"},
 		"repeated phrase": {"doc": patched({"signals": {"matched_phrases": ["a", "a"]}}), "field": "signals.matched_phrases"},
 		"unknown signal": {"doc": patched({"signals": {"language": "en"}}), "field": "signals"},
