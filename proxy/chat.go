@@ -29,12 +29,51 @@ import (
 // maxUpstreamBody bounds a non-streaming upstream answer.
 const maxUpstreamBody = 32 << 20
 
+// streamGrant is how many output tokens a stream with cut-off reserves at a
+// time: first with its prompt, then each time the relayed tokens reach what
+// is reserved. Smaller grants stop closer to the budget when many streams
+// share it; each grant after the first costs one quota round trip.
+const streamGrant = 128
+
+// extender is a limiter that can grow a live reservation; the quota backends
+// implement it.
+type extender interface {
+	Extend(ctx context.Context, now time.Time, r *quota.Reservation, add quota.Amount) error
+}
+
 // call is the state of one chat request, gathered for its log event.
 type call struct {
 	ev          analytics.Event
 	start       time.Time
 	reservation *quota.Reservation
 	settled     bool
+	// meter is set for a stream with cut-off: its reservation grows with
+	// the relayed tokens.
+	meter *meter
+}
+
+// meter tracks the output tokens of a stream with cut-off against its
+// reservation.
+//
+// The design: the reservation holds the prompt and a grant of output tokens
+// (with their cost); before relaying a chunk whose tokens would pass the
+// grant, the relay extends the reservation by another grant (at least the
+// chunk) under the same limits, all or nothing. When an extension is
+// refused the chunk is not relayed and the stream ends. So every relayed
+// token is covered by a charge that was admitted under the limits, and
+// reservations alone never push a counter past its limit: the total charged
+// to a scope never exceeds its budget, across replicas, because the check is
+// the backend's (Redis) atomic check. At the end the reservation is
+// reconciled with what was relayed (never more than is reserved, see
+// Server.settle).
+type meter struct {
+	ext    extender
+	model  string
+	prompt int64 // tokens of the prompt, as reserved
+	// granted is the output tokens reserved, relayed the output tokens
+	// relayed so far (the sum of the chunks' counts).
+	granted, relayed int64
+	maxCompletion    int64
 }
 
 // chatCompletions serves POST /v1/chat/completions. Whatever happens, the
@@ -161,7 +200,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return apiError(http.StatusBadRequest, "pii_blocked", fmt.Sprintf("the request contains %s, which policy forbids sending to a model; remove it and retry", strings.Join(m.Blocked, ", ")))
 	}
 
-	if err := s.reserve(c, st, policy, d.Limits, in, target.Model); err != nil {
+	if err := s.reserve(c, st, policy, d.Limits, in, target.Model, req.Stream && d.Stream.Cutoff); err != nil {
 		return err
 	}
 
@@ -247,8 +286,11 @@ func pickWeighted(ts []engine.Target) engine.Target {
 	return ts[len(ts)-1]
 }
 
-// reserve charges the upper bound of the request against every limit.
-func (s *Server) reserve(c echo.Context, st *call, p *engine.Policy, limits []engine.Limit, in *engine.Input, model string) error {
+// reserve charges the upper bound of the request against every limit: the
+// prompt and max_tokens (or the default cap), priced by the price book. A
+// stream with cut-off reserves the prompt and a first grant of output tokens
+// instead, and grows its reservation while it is relayed (see meter).
+func (s *Server) reserve(c echo.Context, st *call, p *engine.Policy, limits []engine.Limit, in *engine.Input, model string, cutoff bool) error {
 	if len(limits) == 0 {
 		return nil
 	}
@@ -256,8 +298,14 @@ func (s *Server) reserve(c echo.Context, st *call, p *engine.Policy, limits []en
 	for i, l := range limits {
 		ql[i] = quota.Limit{Scope: l.Scope, Window: quota.Window(l.Window), Tokens: l.Tokens, Requests: l.Requests, USDMicros: int64(math.Round(l.USD * 1e6))}
 	}
-	cost, _ := p.Prices.CostMicros(model, st.start, engine.Usage{PromptTokens: int64(in.Tokens.Prompt), CompletionTokens: int64(in.Tokens.MaxCompletion)})
-	amt := quota.Amount{Tokens: int64(in.Tokens.EstimatedTotal), Requests: 1, USDMicros: cost}
+	prompt, completion := int64(in.Tokens.Prompt), int64(in.Tokens.MaxCompletion)
+	var m *meter
+	if ext, ok := s.deps.Limiter.(extender); ok && cutoff {
+		m = &meter{ext: ext, model: model, prompt: prompt, granted: min(completion, streamGrant), maxCompletion: completion}
+		completion = m.granted
+	}
+	cost, _ := p.Prices.CostMicros(model, st.start, engine.Usage{PromptTokens: prompt, CompletionTokens: completion})
+	amt := quota.Amount{Tokens: prompt + completion, Requests: 1, USDMicros: cost}
 	res, err := s.deps.Limiter.Reserve(c.Request().Context(), st.start, ql, amt)
 	h := c.Response().Header()
 	var ee *quota.ExceededError
@@ -282,6 +330,7 @@ func (s *Server) reserve(c echo.Context, st *call, p *engine.Policy, limits []en
 		return fmt.Errorf("quota reserve: %w", err)
 	}
 	st.reservation = res
+	st.meter = m
 	for _, dim := range []string{"tokens", "requests"} {
 		if ss, ok := res.Tightest(dim); ok {
 			h.Set("X-Ratelimit-Limit-"+dim, strconv.FormatInt(ss.Limit.Max(dim), 10))
@@ -313,13 +362,60 @@ func (s *Server) settle(ctx context.Context, st *call, p *engine.Policy, u engin
 		st.settled = true
 		return
 	}
-	err := s.deps.Limiter.Reconcile(context.WithoutCancel(ctx), st.reservation, quota.Amount{
-		Tokens: u.PromptTokens + u.CompletionTokens, Requests: 1, USDMicros: cost,
-	})
+	ctx = context.WithoutCancel(ctx)
+	amt := quota.Amount{Tokens: u.PromptTokens + u.CompletionTokens, Requests: 1, USDMicros: cost}
+	if st.meter != nil {
+		amt = s.capCharge(ctx, st, amt)
+	}
+	err := s.deps.Limiter.Reconcile(ctx, st.reservation, amt)
 	st.settled = true
 	if err != nil {
 		s.deps.Log.Warn("quota reconcile", "request_id", st.ev.RequestID, "err", err)
 	}
+}
+
+// capCharge keeps the charge of a metered stream within its reservation, so
+// that the guarantee of meter holds at the end too. The charge can only pass
+// the reservation when the provider counts more than the gateway did (its
+// prompt count includes a template the tokenizer estimate missed): the
+// reservation is then extended by the excess, and when the limits refuse
+// that, the charge is the reservation. The event keeps the provider's
+// numbers either way.
+func (s *Server) capCharge(ctx context.Context, st *call, amt quota.Amount) quota.Amount {
+	res := st.reservation.Amount()
+	excess := quota.Amount{Tokens: max(0, amt.Tokens-res.Tokens), USDMicros: max(0, amt.USDMicros-res.USDMicros)}
+	if excess == (quota.Amount{}) {
+		return amt
+	}
+	if err := st.meter.ext.Extend(ctx, s.now(), st.reservation, excess); err != nil {
+		s.deps.Log.Warn("quota charge capped at the reservation", "request_id", st.ev.RequestID,
+			"tokens", amt.Tokens, "reserved_tokens", res.Tokens, "usd_micros", amt.USDMicros, "reserved_usd_micros", res.USDMicros, "err", err)
+		amt.Tokens, amt.USDMicros = min(amt.Tokens, res.Tokens), min(amt.USDMicros, res.USDMicros)
+	}
+	return amt
+}
+
+// grow makes room in a metered stream's reservation for n more output
+// tokens, extending it by at least a grant when needed; an error means the
+// stream must end before those tokens.
+func (s *Server) grow(ctx context.Context, st *call, p *engine.Policy, n int64) error {
+	m := st.meter
+	need := m.relayed + n
+	if need <= m.granted {
+		m.relayed = need
+		return nil
+	}
+	inc := max(need-m.granted, min(streamGrant, m.maxCompletion-m.granted))
+	// The cost of the grant is the difference of the totals, so that the
+	// rounding of the grants adds up to the rounding of the whole.
+	before, _ := p.Prices.CostMicros(m.model, st.start, engine.Usage{PromptTokens: m.prompt, CompletionTokens: m.granted})
+	after, _ := p.Prices.CostMicros(m.model, st.start, engine.Usage{PromptTokens: m.prompt, CompletionTokens: m.granted + inc})
+	if err := m.ext.Extend(ctx, s.now(), st.reservation, quota.Amount{Tokens: inc, USDMicros: after - before}); err != nil {
+		return err
+	}
+	m.granted += inc
+	m.relayed = need
+	return nil
 }
 
 // upstreamFailure turns a failed upstream call into the client's error.
@@ -400,12 +496,47 @@ func usageOf(u *openai.Usage) engine.Usage {
 
 // streamChunk is the part of a chunk the relay reads.
 type streamChunk struct {
+	ID      string `json:"id"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
 	Choices []struct {
+		Index int `json:"index"`
 		Delta struct {
 			Content string `json:"content"`
 		} `json:"delta"`
 	} `json:"choices"`
 	Usage *openai.Usage `json:"usage"`
+}
+
+// cutoffChunk is the last chunk of a stream the gateway ended: the choices
+// finish with "length", as when max_tokens is reached, and the tollgate
+// field says why. Clients that do not know the field ignore it.
+type cutoffChunk struct {
+	ID      string               `json:"id"`
+	Object  string               `json:"object"`
+	Created int64                `json:"created"`
+	Model   string               `json:"model"`
+	Choices []openai.ChunkChoice `json:"choices"`
+	// Tollgate is the gateway's notice.
+	Tollgate cutoffNotice `json:"tollgate"`
+}
+
+type cutoffNotice struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// cutoffReason describes a refused extension for the client and the event.
+func cutoffReason(err error) (code, message string) {
+	var ee *quota.ExceededError
+	switch {
+	case errors.As(err, &ee):
+		return "budget_exhausted", fmt.Sprintf("the gateway ended this answer: the %s limit of %s per %s is exhausted (%d of %d used); retry after %ds, or ask for a higher limit",
+			ee.Dimension, ee.Limit.Scope, ee.Limit.Window, ee.Used, ee.Limit.Max(ee.Dimension), int(ee.RetryAfter().Seconds()))
+	case errors.Is(err, quota.ErrUnavailable):
+		return "quota_unavailable", "the gateway ended this answer: the quota store is unavailable, so the rest of the answer cannot be metered against your budget; retry shortly"
+	}
+	return "quota_error", "the gateway ended this answer: it could not meter the rest against your budget"
 }
 
 // relayStream relays the upstream's SSE stream event by event, flushing each
@@ -447,6 +578,9 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	var usage *openai.Usage
 	clientGone := false
 	upstreamBroke := false
+	var last streamChunk // id, created and model for the cut-off chunk
+	choices := 1
+	var cutErr error
 	for pending := true; ; pending = false {
 		ev, err := first, firstErr
 		if !pending {
@@ -476,6 +610,28 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 			if ch.Usage != nil {
 				usage = ch.Usage
 			}
+			if st.meter != nil {
+				var n int64
+				for _, x := range ch.Choices {
+					if x.Delta.Content != "" {
+						n += int64(s.deps.Counter.Count(req.Model, x.Delta.Content))
+					}
+					choices = max(choices, x.Index+1)
+				}
+				if ch.ID != "" {
+					last.ID, last.Created, last.Model = ch.ID, ch.Created, ch.Model
+				}
+				if n > 0 {
+					if err := s.grow(rctx, st, p, n); err != nil {
+						if rctx.Err() != nil {
+							clientGone = true
+						} else {
+							cutErr = err
+						}
+						break
+					}
+				}
+			}
 			for _, x := range ch.Choices {
 				if x.Delta.Content != "" && st.ev.TTFTMS == 0 {
 					st.ev.TTFTMS = float64(s.now().Sub(st.start).Microseconds()) / 1000
@@ -494,14 +650,21 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	}
 	u := engine.Usage{PromptTokens: st.ev.PromptTokensEstimated}
 	switch {
-	case usage != nil && !clientGone:
+	case usage != nil && !clientGone && cutErr == nil:
 		u = usageOf(usage)
+	case st.meter != nil:
+		// Charge what was relayed, as metered against the reservation.
+		u.CompletionTokens = st.meter.relayed
 	default:
 		// Charge what was delivered: the tokenizer's count of the text.
 		if usage != nil {
 			u.PromptTokens = int64(usage.PromptTokens)
 		}
 		u.CompletionTokens = int64(s.deps.Counter.Count(req.Model, delivered.String()))
+	}
+	if cutErr != nil {
+		cancel() // stop the upstream generating what nobody pays for
+		s.endCutOff(w, st, req, last, choices, clientUsage, u, cutErr)
 	}
 	if upstreamBroke && !clientGone {
 		st.ev.Error = "upstream_stream_broken"
@@ -517,6 +680,49 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	}
 	s.settle(rctx, st, p, u)
 	return nil
+}
+
+// endCutOff ends a stream whose budget ran out: a final chunk whose choices
+// finish with "length" and carry the gateway's notice, the usage chunk when
+// the client asked for usage (what it is charged), and [DONE]. The event
+// records the cut-off.
+func (s *Server) endCutOff(w *echo.Response, st *call, req *openai.ChatRequest, last streamChunk, choices int, clientUsage bool, u engine.Usage, cause error) {
+	code, msg := cutoffReason(cause)
+	st.ev.CutOff = true
+	if code != "budget_exhausted" {
+		st.ev.Error = code
+	}
+	s.deps.Log.Info("stream cut off", "request_id", st.ev.RequestID, "reason", code,
+		"completion_tokens", u.CompletionTokens, "err", cause)
+	if last.ID == "" {
+		last.ID, last.Created, last.Model = "chatcmpl-"+st.ev.RequestID, s.now().Unix(), req.Model
+	}
+	length := "length"
+	ch := cutoffChunk{
+		ID: last.ID, Object: "chat.completion.chunk", Created: last.Created, Model: last.Model,
+		Choices:  make([]openai.ChunkChoice, choices),
+		Tollgate: cutoffNotice{Code: code, Message: msg},
+	}
+	for i := range ch.Choices {
+		ch.Choices[i] = openai.ChunkChoice{Index: i, FinishReason: &length}
+	}
+	data, _ := json.Marshal(ch)
+	if sse.WriteData(w, data) != nil {
+		return
+	}
+	if clientUsage {
+		data, _ = json.Marshal(openai.Chunk{
+			ID: last.ID, Object: "chat.completion.chunk", Created: last.Created, Model: last.Model,
+			Choices: []openai.ChunkChoice{},
+			Usage: &openai.Usage{PromptTokens: int(u.PromptTokens), CompletionTokens: int(u.CompletionTokens),
+				TotalTokens: int(u.PromptTokens + u.CompletionTokens)},
+		})
+		if sse.WriteData(w, data) != nil {
+			return
+		}
+	}
+	_ = sse.WriteDone(w)
+	w.Flush()
 }
 
 // requestID keeps a caller's request id when it is short and printable,

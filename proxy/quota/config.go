@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,10 +36,18 @@ type Config struct {
 	CallTimeout string `yaml:"call_timeout"`
 }
 
-// RedisEndpoint says how to reach Redis.
+// RedisEndpoint says how to reach Redis: one server at Addr, or a Redis
+// Cluster (Cluster true) through the seed nodes in Addrs (and Addr, when
+// set).
 type RedisEndpoint struct {
-	// Addr is host:port.
+	// Addr is host:port of a single server, or one seed node of a cluster.
 	Addr string `yaml:"addr"`
+	// Addrs are host:port of cluster nodes to discover the cluster from;
+	// only with Cluster.
+	Addrs []string `yaml:"addrs"`
+	// Cluster speaks the Redis Cluster protocol: keys are routed by hash
+	// slot, and a reservation runs one script per slot (see Redis).
+	Cluster bool `yaml:"cluster"`
 	// Password is secret: it is redacted when logged.
 	Password string `yaml:"password"`
 	DB       int    `yaml:"db"`
@@ -77,6 +86,8 @@ func (e RedisEndpoint) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("addr", e.Addr),
+		slog.Any("addrs", e.Addrs),
+		slog.Bool("cluster", e.Cluster),
 		slog.String("password", pw),
 		slog.Int("db", e.DB),
 		slog.String("prefix", e.Prefix),
@@ -130,10 +141,33 @@ func (c Config) resolve() (*time.Location, time.Duration, error) {
 
 func (e RedisEndpoint) validate() []error {
 	var errs []error
-	if e.Addr == "" {
-		errs = append(errs, errors.New("quota.redis.addr: empty; set host:port"))
-	} else if _, port, err := net.SplitHostPort(e.Addr); err != nil || port == "" {
-		errs = append(errs, fmt.Errorf("quota.redis.addr: invalid value %q (want host:port, e.g. %q)", e.Addr, "127.0.0.1:6379"))
+	checkAddr := func(path, addr string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("%s: invalid value %q (want host:port, e.g. %q)", path, addr, "127.0.0.1:6379"))
+		}
+	}
+	if e.Cluster {
+		if e.Addr == "" && len(e.Addrs) == 0 {
+			errs = append(errs, errors.New("quota.redis.addrs: empty; list host:port of one or more cluster nodes"))
+		}
+		if e.Addr != "" {
+			checkAddr("quota.redis.addr", e.Addr)
+		}
+		for i, a := range e.Addrs {
+			checkAddr(fmt.Sprintf("quota.redis.addrs[%d]", i), a)
+		}
+		if e.DB != 0 {
+			errs = append(errs, fmt.Errorf("quota.redis.db: %d with cluster: true (a Redis Cluster has only database 0; remove db)", e.DB))
+		}
+	} else {
+		switch {
+		case len(e.Addrs) > 0:
+			errs = append(errs, errors.New("quota.redis.addrs: set only with cluster: true (hint: set quota.redis.cluster: true for a Redis Cluster, or use quota.redis.addr for one server)"))
+		case e.Addr == "":
+			errs = append(errs, errors.New("quota.redis.addr: empty; set host:port"))
+		default:
+			checkAddr("quota.redis.addr", e.Addr)
+		}
 	}
 	if e.DB < 0 {
 		errs = append(errs, fmt.Errorf("quota.redis.db: negative value %d (want 0 or more)", e.DB))
@@ -142,6 +176,15 @@ func (e RedisEndpoint) validate() []error {
 		errs = append(errs, fmt.Errorf("quota.redis.prefix: invalid value %q (must not contain '{' or '}', which would break the Redis Cluster hash tags)", e.Prefix))
 	}
 	return errs
+}
+
+// seeds returns the cluster nodes to discover the cluster from.
+func (e RedisEndpoint) seeds() []string {
+	seeds := slices.Clone(e.Addrs)
+	if e.Addr != "" && !slices.Contains(seeds, e.Addr) {
+		seeds = append([]string{e.Addr}, seeds...)
+	}
+	return seeds
 }
 
 // Open builds the limiter cfg describes: a Memory, a Redis, or (fail mode
@@ -155,22 +198,35 @@ func Open(cfg Config, log *slog.Logger) (Limiter, io.Closer, error) {
 	if cfg.Backend == "" || cfg.Backend == BackendMemory {
 		return NewMemory(loc), closerFunc(func() error { return nil }), nil
 	}
-	client := redis.NewClient(&redis.Options{
-		Addr:                  cfg.Redis.Addr,
-		Password:              cfg.Redis.Password,
-		DB:                    cfg.Redis.DB,
-		DialTimeout:           timeout,
-		ReadTimeout:           timeout,
-		WriteTimeout:          timeout,
-		ContextTimeoutEnabled: true,
-		// A script whose reply is lost may have run: retrying it would
-		// charge twice.
-		MaxRetries: -1,
-		// Fail fast when Redis is down instead of spending CallTimeout on
-		// dial retries.
-		DialerRetries: 1,
-	})
-	primary := NewRedis(client, RedisConfig{Prefix: cfg.Redis.Prefix, Location: loc, CallTimeout: timeout})
+	// A script whose reply is lost may have run: retrying it would charge
+	// twice, hence no retries. One dial attempt: fail fast when Redis is
+	// down instead of spending CallTimeout on dial retries.
+	var client redis.UniversalClient
+	if cfg.Redis.Cluster {
+		client = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:                 cfg.Redis.seeds(),
+			Password:              cfg.Redis.Password,
+			DialTimeout:           timeout,
+			ReadTimeout:           timeout,
+			WriteTimeout:          timeout,
+			ContextTimeoutEnabled: true,
+			MaxRetries:            -1,
+			DialerRetries:         1,
+		})
+	} else {
+		client = redis.NewClient(&redis.Options{
+			Addr:                  cfg.Redis.Addr,
+			Password:              cfg.Redis.Password,
+			DB:                    cfg.Redis.DB,
+			DialTimeout:           timeout,
+			ReadTimeout:           timeout,
+			WriteTimeout:          timeout,
+			ContextTimeoutEnabled: true,
+			MaxRetries:            -1,
+			DialerRetries:         1,
+		})
+	}
+	primary := NewRedis(client, RedisConfig{Prefix: cfg.Redis.Prefix, Location: loc, CallTimeout: timeout, Cluster: cfg.Redis.Cluster, Log: log})
 	if cfg.FailMode != FailOpen {
 		return primary, client, nil
 	}

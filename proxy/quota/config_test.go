@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tollgate/tollgate/proxy/quota"
@@ -50,6 +51,24 @@ func TestConfigValidate(t *testing.T) {
 			`quota.time_zone: unknown time zone "Mars/Olympus"`,
 			`quota.call_timeout: invalid duration "soon"`,
 		}},
+		{name: "cluster", cfg: redisCfg(func(c *quota.Config) {
+			c.Redis.Addr = ""
+			c.Redis.Cluster = true
+			c.Redis.Addrs = []string{"127.0.0.1:7000", "127.0.0.1:7001"}
+		})},
+		{name: "cluster seeded by addr", cfg: redisCfg(func(c *quota.Config) { c.Redis.Cluster = true })},
+		{name: "cluster without nodes", cfg: redisCfg(func(c *quota.Config) { c.Redis.Addr = ""; c.Redis.Cluster = true }),
+			want: []string{"quota.redis.addrs: empty; list host:port of one or more cluster nodes"}},
+		{name: "cluster bad node and db", cfg: redisCfg(func(c *quota.Config) {
+			c.Redis.Cluster = true
+			c.Redis.Addrs = []string{"127.0.0.1:7000", "redis"}
+			c.Redis.DB = 1
+		}), want: []string{
+			`quota.redis.addrs[1]: invalid value "redis" (want host:port`,
+			"quota.redis.db: 1 with cluster: true",
+		}},
+		{name: "addrs without cluster", cfg: redisCfg(func(c *quota.Config) { c.Redis.Addrs = []string{"127.0.0.1:7000"} }),
+			want: []string{"quota.redis.addrs: set only with cluster: true"}},
 		{name: "zero timeout", cfg: redisCfg(func(c *quota.Config) { c.CallTimeout = "0s" }),
 			want: []string{`quota.call_timeout: "0s" is not positive`}},
 	}
@@ -105,8 +124,34 @@ call_timeout: 100ms
 		TimeZone:    "Europe/Berlin",
 		CallTimeout: "100ms",
 	}
-	if got != want {
-		t.Errorf("got %+v, want %+v", got, want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigYAMLCluster(t *testing.T) {
+	t.Parallel()
+	const doc = `
+backend: redis
+redis:
+  cluster: true
+  addrs: [10.0.0.5:6379, 10.0.0.6:6379]
+`
+	var got quota.Config
+	dec := yaml.NewDecoder(strings.NewReader(doc))
+	dec.KnownFields(true)
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	want := quota.Config{
+		Backend: quota.BackendRedis,
+		Redis:   quota.RedisEndpoint{Cluster: true, Addrs: []string{"10.0.0.5:6379", "10.0.0.6:6379"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config mismatch (-want +got):\n%s", diff)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
 	}
 }
 
@@ -135,6 +180,7 @@ func TestOpen(t *testing.T) {
 		{name: "memory", cfg: quota.DefaultConfig(), want: "*quota.Memory"},
 		{name: "redis closed", cfg: quota.Config{Backend: quota.BackendRedis, Redis: quota.RedisEndpoint{Addr: "127.0.0.1:1"}}, want: "*quota.Redis"},
 		{name: "redis open", cfg: quota.Config{Backend: quota.BackendRedis, FailMode: quota.FailOpen, Redis: quota.RedisEndpoint{Addr: "127.0.0.1:1"}}, want: "*quota.Failover"},
+		{name: "redis cluster", cfg: quota.Config{Backend: quota.BackendRedis, Redis: quota.RedisEndpoint{Cluster: true, Addrs: []string{"127.0.0.1:1"}}}, want: "*quota.Redis"},
 		{name: "invalid", cfg: quota.Config{Backend: "etcd"}, wantErr: true},
 	}
 	for _, tc := range tests {

@@ -16,9 +16,11 @@ import (
 	"github.com/tollgate/tollgate/proxy/quota"
 )
 
-// testLimiter is a backend under test: a Limiter whose counters can be read.
+// testLimiter is a backend under test: a Limiter whose counters can be read
+// and whose reservations can grow.
 type testLimiter interface {
 	quota.Limiter
+	Extend(ctx context.Context, now time.Time, r *quota.Reservation, add quota.Amount) error
 	Usage(ctx context.Context, now time.Time, limit quota.Limit) (quota.Amount, error)
 }
 
@@ -148,6 +150,95 @@ func testConformance(t *testing.T, newL newLimiter) {
 			reserve(t, l, t0, []quota.Limit{keyMin, teamDay}, quota.Amount{Tokens: 50, Requests: 1})
 			wantUsage(t, l, t0, keyMin, quota.Amount{Tokens: 50, Requests: 1})
 			wantUsage(t, l, t0, teamDay, quota.Amount{Tokens: 500})
+		}},
+		{name: "all or nothing whichever scope refuses", run: func(t *testing.T, l testLimiter) {
+			// On a cluster the scopes live in different slots, reserved in
+			// slot order: filling each scope in turn makes both the first
+			// and the last slot refuse, and the other must be rolled back.
+			key := quota.Limit{Scope: "key:k9", Window: quota.Minute, Tokens: 100}
+			team := quota.Limit{Scope: "team:other", Window: quota.Minute, Tokens: 100}
+			both := []quota.Limit{key, team}
+			for _, full := range []quota.Limit{key, team} {
+				r := reserve(t, l, t0, []quota.Limit{full}, quota.Amount{Tokens: 95})
+				ex := exceeded(t, l, t0, both, quota.Amount{Tokens: 10})
+				if ex.Limit != full || ex.Used != 95 {
+					t.Errorf("refused by %s used %d, want %s used 95", ex.Limit.Scope, ex.Used, full.Scope)
+				}
+				wantUsage(t, l, t0, key, quota.Amount{Tokens: r.Amount().Tokens * boolInt(full == key)})
+				wantUsage(t, l, t0, team, quota.Amount{Tokens: r.Amount().Tokens * boolInt(full == team)})
+				settle(t, l.Refund(t.Context(), r))
+			}
+			reserve(t, l, t0, both, quota.Amount{Tokens: 100})
+			wantUsage(t, l, t0, key, quota.Amount{Tokens: 100})
+			wantUsage(t, l, t0, team, quota.Amount{Tokens: 100})
+		}},
+		{name: "extend within limits", run: func(t *testing.T, l testLimiter) {
+			r := reserve(t, l, t0, []quota.Limit{keyMin, teamDay}, quota.Amount{Tokens: 100, Requests: 1})
+			if err := l.Extend(t.Context(), t0.Add(time.Second), r, quota.Amount{Tokens: 300}); err != nil {
+				t.Fatalf("Extend: %v", err)
+			}
+			if got, want := r.Amount(), (quota.Amount{Tokens: 400, Requests: 1}); got != want {
+				t.Errorf("Amount after Extend: got %+v, want %+v", got, want)
+			}
+			wantUsage(t, l, t0, keyMin, quota.Amount{Tokens: 400, Requests: 1})
+			wantUsage(t, l, t0, teamDay, quota.Amount{Tokens: 400})
+			// Reconcile replaces the grown amount.
+			settle(t, l.Reconcile(t.Context(), r, quota.Amount{Tokens: 250, Requests: 1}))
+			wantUsage(t, l, t0, keyMin, quota.Amount{Tokens: 250, Requests: 1})
+			wantUsage(t, l, t0, teamDay, quota.Amount{Tokens: 250})
+		}},
+		{name: "extend refused charges nothing", run: func(t *testing.T, l testLimiter) {
+			r := reserve(t, l, t0, []quota.Limit{keyMin, teamDay}, quota.Amount{Tokens: 100, Requests: 1})
+			reserve(t, l, t0, []quota.Limit{keyMin}, quota.Amount{Tokens: 850})
+			// key:k1 is at 950 of 1000, team:ml at 100 of 500.
+			err := l.Extend(t.Context(), t0, r, quota.Amount{Tokens: 60})
+			var ex *quota.ExceededError
+			if !errors.As(err, &ex) || !errors.Is(err, quota.ErrExceeded) {
+				t.Fatalf("Extend: got %v, want *ExceededError", err)
+			}
+			want := &quota.ExceededError{Limit: quota.Limit{Scope: "key:k1", Window: quota.Minute, Tokens: 1000},
+				Dimension: quota.DimensionTokens, Used: 950, Remaining: 50, Requested: 60, ResetAt: minuteEnd}
+			if diff := cmp.Diff(want, ex, ignoreUnexported); diff != "" {
+				t.Errorf("ExceededError mismatch (-want +got):\n%s", diff)
+			}
+			if got, want := r.Amount(), (quota.Amount{Tokens: 100, Requests: 1}); got != want {
+				t.Errorf("Amount after refused Extend: got %+v, want %+v", got, want)
+			}
+			wantUsage(t, l, t0, keyMin, quota.Amount{Tokens: 950, Requests: 1})
+			wantUsage(t, l, t0, teamDay, quota.Amount{Tokens: 100})
+			// The remaining room is still granted.
+			if err := l.Extend(t.Context(), t0, r, quota.Amount{Tokens: 50}); err != nil {
+				t.Fatalf("Extend to the limit: %v", err)
+			}
+			settle(t, l.Refund(t.Context(), r))
+			wantUsage(t, l, t0, keyMin, quota.Amount{Tokens: 850})
+			wantUsage(t, l, t0, teamDay, quota.Amount{})
+		}},
+		{name: "extend keeps the reservation's window", run: func(t *testing.T, l testLimiter) {
+			before := minuteEnd.Add(-time.Millisecond)
+			r := reserve(t, l, before, []quota.Limit{keyMin}, quota.Amount{Tokens: 100, Requests: 1})
+			if err := l.Extend(t.Context(), minuteEnd.Add(10*time.Second), r, quota.Amount{Tokens: 900}); err != nil {
+				t.Fatalf("Extend after the window ended: %v", err)
+			}
+			wantUsage(t, l, before, keyMin, quota.Amount{Tokens: 1000, Requests: 1})
+			wantUsage(t, l, minuteEnd, keyMin, quota.Amount{})
+		}},
+		{name: "extend invalid", run: func(t *testing.T, l testLimiter) {
+			r := reserve(t, l, t0, []quota.Limit{keyMin}, quota.Amount{Tokens: 100, Requests: 1})
+			for name, call := range map[string]func() error{
+				"negative": func() error { return l.Extend(t.Context(), t0, r, quota.Amount{Tokens: -1}) },
+				"nil":      func() error { return l.Extend(t.Context(), t0, nil, quota.Amount{Tokens: 1}) },
+				"foreign":  func() error { return l.Extend(t.Context(), t0, &quota.Reservation{}, quota.Amount{Tokens: 1}) },
+			} {
+				if err := call(); err == nil || errors.Is(err, quota.ErrExceeded) {
+					t.Errorf("%s: got %v, want a plain validation error", name, err)
+				}
+			}
+			settle(t, l.Reconcile(t.Context(), r, quota.Amount{Tokens: 10, Requests: 1}))
+			if err := l.Extend(t.Context(), t0, r, quota.Amount{Tokens: 1}); err == nil {
+				t.Errorf("Extend of a settled reservation: got nil error")
+			}
+			wantUsage(t, l, t0, keyMin, quota.Amount{Tokens: 10, Requests: 1})
 		}},
 		{name: "several exceeded reports the latest reset", run: func(t *testing.T, l testLimiter) {
 			reserve(t, l, t0, []quota.Limit{keyMin, teamDay}, quota.Amount{Tokens: 500})
@@ -444,6 +535,83 @@ func testConcurrent(t *testing.T, l testLimiter) {
 	}
 }
 
+// testConcurrentExtend has 30 goroutines each reserve a little and then grow
+// their reservation step by step until refused, over two scopes (two slots
+// on a cluster, so refusals roll back): the counters must never pass the
+// limit and must end equal to the sum of the charges.
+func testConcurrentExtend(t *testing.T, l testLimiter) {
+	const (
+		workers = 30
+		first   = 10
+		step    = 7
+	)
+	team := quota.Limit{Scope: "team:grow", Window: quota.Minute, Tokens: 2000}
+	key := quota.Limit{Scope: "key:grow", Window: quota.Minute, Tokens: 1500}
+	limits := []quota.Limit{key, team}
+	charged := make([]int64, workers)
+	errs := make(chan error, workers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			<-start
+			ctx := context.Background()
+			r, err := l.Reserve(ctx, t0, limits, quota.Amount{Tokens: first})
+			if errors.Is(err, quota.ErrExceeded) {
+				return
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			for {
+				err := l.Extend(ctx, t0, r, quota.Amount{Tokens: step})
+				if errors.Is(err, quota.ErrExceeded) {
+					break
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			// Half the workers give some back, as a stream that ends early.
+			actual := r.Amount()
+			if w%2 == 1 {
+				actual.Tokens -= step
+			}
+			if err := l.Reconcile(ctx, r, actual); err != nil {
+				errs <- err
+				return
+			}
+			charged[w] = actual.Tokens
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Reserve, Extend or Reconcile: %v", err)
+	}
+	var total int64
+	for _, c := range charged {
+		total += c
+	}
+	// key binds: after the last refusal fewer than step tokens were left,
+	// and half the workers then gave step back.
+	if total > key.Tokens || total < key.Tokens-step-workers/2*step {
+		t.Errorf("charged %d tokens in all, want at most %d and close to it", total, key.Tokens)
+	}
+	wantUsage(t, l, t0, key, quota.Amount{Tokens: total})
+	wantUsage(t, l, t0, team, quota.Amount{Tokens: total})
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // testRandomized runs a seeded random sequence of reserve, reconcile and
 // refund against a model: admissions must match the model's, and every
 // counter must equal the sum of the live charges.
@@ -464,8 +632,10 @@ func testRandomized(t *testing.T, l testLimiter, steps int) {
 		return map[string]int64{quota.DimensionTokens: a.Tokens, quota.DimensionRequests: a.Requests, quota.DimensionUSD: a.USDMicros}[dim]
 	}
 	type live struct {
-		r       *quota.Reservation
-		buckets map[bucket]bool
+		r *quota.Reservation
+		// buckets maps each bucket charged to its tightest maximum among
+		// the limits of the reservation.
+		buckets map[bucket]int64
 		charged quota.Amount
 		settled bool
 	}
@@ -495,7 +665,38 @@ func testRandomized(t *testing.T, l testLimiter, steps int) {
 	}
 
 	for step := range steps {
-		switch op := rng.IntN(20); {
+		switch op := rng.IntN(24); {
+		case op >= 20: // extend a live reservation
+			lv := pick(false)
+			if lv == nil {
+				continue
+			}
+			add := randAmount(400, 40_000)
+			add.Requests = 0
+			fits := true
+			for b, m := range lv.buckets {
+				if model[b]+of(add, b.dim) > m && of(add, b.dim) > 0 {
+					fits = false
+				}
+			}
+			err := l.Extend(t.Context(), t0, lv.r, add)
+			switch {
+			case fits && err != nil:
+				t.Fatalf("step %d: Extend(%+v): %v; model admits it", step, add, err)
+			case !fits && err == nil:
+				t.Fatalf("step %d: Extend(%+v) admitted; model rejects it", step, add)
+			case !fits:
+				if !errors.Is(err, quota.ErrExceeded) {
+					t.Fatalf("step %d: Extend: got %v, want ErrExceeded", step, err)
+				}
+			default:
+				charge(lv, add, 1)
+				lv.charged.Tokens += add.Tokens
+				lv.charged.USDMicros += add.USDMicros
+				if got := lv.r.Amount(); got != lv.charged {
+					t.Fatalf("step %d: Amount after Extend: got %+v, want %+v", step, got, lv.charged)
+				}
+			}
 		case op < 10: // reserve
 			var sel []quota.Limit
 			mask := rng.IntN(1<<len(limits)-1) + 1 // a non-empty subset
@@ -505,7 +706,7 @@ func testRandomized(t *testing.T, l testLimiter, steps int) {
 				}
 			}
 			amt := randAmount(800, 100_000)
-			lv := &live{buckets: make(map[bucket]bool), charged: amt}
+			lv := &live{buckets: make(map[bucket]int64), charged: amt}
 			fits := true
 			for _, lim := range sel {
 				for _, d := range dims {
@@ -513,7 +714,9 @@ func testRandomized(t *testing.T, l testLimiter, steps int) {
 						continue
 					}
 					b := bucket{lim.Scope, lim.Window, d}
-					lv.buckets[b] = true
+					if m, ok := lv.buckets[b]; !ok || lim.Max(d) < m {
+						lv.buckets[b] = lim.Max(d)
+					}
 					if model[b]+of(amt, d) > lim.Max(d) {
 						fits = false
 					}

@@ -82,6 +82,20 @@ func (f *Failover) Reserve(ctx context.Context, now time.Time, limits []Limit, a
 	return f.fallback.Reserve(ctx, now, limits, amt)
 }
 
+// Extend grows r on the backend that made it. A reservation made on the
+// primary is extended there even when the primary went down since: the
+// error then wraps ErrUnavailable, and the caller decides (the proxy ends a
+// metered stream).
+func (f *Failover) Extend(ctx context.Context, now time.Time, r *Reservation, add Amount) error {
+	e, ok := f.backend(r).(interface {
+		Extend(ctx context.Context, now time.Time, r *Reservation, add Amount) error
+	})
+	if !ok {
+		return errors.New("quota extend: the backend of this reservation cannot extend it")
+	}
+	return e.Extend(ctx, now, r, add)
+}
+
 // Reconcile implements Limiter on the backend that made r.
 func (f *Failover) Reconcile(ctx context.Context, r *Reservation, actual Amount) error {
 	return f.backend(r).Reconcile(ctx, r, actual)

@@ -197,3 +197,56 @@ func TestNewFailoverErrors(t *testing.T) {
 		t.Errorf("closed mode without fallback: %v", err)
 	}
 }
+
+// TestRecoveryAfterRedisRestart stops a real Redis and restarts it on the
+// same port under limiters built by Open: while it is down, closed mode
+// fails within the call timeout and open mode serves local limits; once it
+// is back, both use it again without a new client or a restart.
+func TestRecoveryAfterRedisRestart(t *testing.T) {
+	t.Parallel()
+	const callTimeout = 300 * time.Millisecond
+	const bound = callTimeout + 700*time.Millisecond // slack for -race
+	lim := quota.Limit{Scope: "key:k", Window: quota.Minute, Tokens: 1000}
+	for _, mode := range []string{quota.FailClosed, quota.FailOpen} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			cfg := quota.Config{Backend: quota.BackendRedis, FailMode: mode, CallTimeout: callTimeout.String()}
+			cfg.Redis.Addr = srv.Addr
+			l, closer, err := quota.Open(cfg, nil)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { closer.Close() })
+			probe := quota.NewRedis(newRedisClient(t, srv.Addr), quota.RedisConfig{CallTimeout: 5 * time.Second})
+
+			reserve(t, l, t0, []quota.Limit{lim}, quota.Amount{Tokens: 10})
+			wantUsage(t, probe, t0, lim, quota.Amount{Tokens: 10})
+
+			srv.Stop()
+			start := time.Now()
+			_, err = l.Reserve(t.Context(), t0.Add(time.Second), []quota.Limit{lim}, quota.Amount{Tokens: 20})
+			if elapsed := time.Since(start); elapsed > bound {
+				t.Errorf("Reserve with Redis down took %s, want at most %s", elapsed, bound)
+			}
+			switch mode {
+			case quota.FailClosed:
+				if !errors.Is(err, quota.ErrUnavailable) {
+					t.Fatalf("Reserve with Redis down: got %v, want ErrUnavailable", err)
+				}
+			case quota.FailOpen:
+				if err != nil {
+					t.Fatalf("Reserve with Redis down, fail open: %v", err)
+				}
+			}
+
+			srv.Restart()
+			// Past the fail-open retry interval, the next request goes to
+			// Redis again; closed mode goes there on every request.
+			reserve(t, l, t0.Add(5*time.Second), []quota.Limit{lim}, quota.Amount{Tokens: 30})
+			// The restarted Redis is empty: only the charge made after the
+			// restart is there, proof that the limiter is using it.
+			wantUsage(t, probe, t0, lim, quota.Amount{Tokens: 30})
+		})
+	}
+}

@@ -117,6 +117,45 @@ func (m *Memory) Reserve(ctx context.Context, now time.Time, limits []Limit, amt
 	}, nil
 }
 
+// Extend grows a live reservation by add, all or nothing, in the buckets the
+// reservation charged (see the package documentation).
+func (m *Memory) Extend(ctx context.Context, now time.Time, r *Reservation, add Amount) error {
+	const op = "quota extend"
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := checkExtend(m, r, add); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	idx, amounts := extension(r, add)
+	used := make([]int64, len(idx))
+	m.mu.Lock()
+	for k, i := range idx {
+		if b := m.buckets[r.entries[i].memKey()]; b != nil {
+			used[k] = b.used
+		}
+	}
+	if ex := extensionExceeded(r, idx, amounts, used, now); ex != nil {
+		m.mu.Unlock()
+		return ex
+	}
+	for k, i := range idx {
+		e := &r.entries[i]
+		key := e.memKey()
+		b := m.buckets[key]
+		if b == nil {
+			// Swept: the reservation outlived its window and the grace.
+			b = &memBucket{}
+			m.buckets[key] = b
+			heap.Push(&m.expiry, expiryItem{at: max(e.end.UnixNano(), now.UnixNano()) + int64(bucketGrace), key: key})
+		}
+		b.used += amounts[k]
+	}
+	m.mu.Unlock()
+	r.grow(idx, amounts, add)
+	return nil
+}
+
 // Reconcile implements Limiter.
 func (m *Memory) Reconcile(_ context.Context, r *Reservation, actual Amount) error {
 	if err := m.settle(r, actual); err != nil {

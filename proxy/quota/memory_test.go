@@ -23,3 +23,8 @@ func TestMemoryRandomized(t *testing.T) {
 	t.Parallel()
 	testRandomized(t, quota.NewMemory(nil), 2000)
 }
+
+func TestMemoryConcurrentExtend(t *testing.T) {
+	t.Parallel()
+	testConcurrentExtend(t, quota.NewMemory(nil))
+}

@@ -135,5 +135,74 @@ func (p *plan) statuses(limits []Limit, used []int64) []Status {
 	return st
 }
 
+// extension lists the entries of r that add charges (those whose dimension
+// add is non-zero), with the amount of each.
+func extension(r *Reservation, add Amount) (idx []int, amounts []int64) {
+	for i := range r.entries {
+		if a := add.of(r.entries[i].dim); a != 0 {
+			idx = append(idx, i)
+			amounts = append(amounts, a)
+		}
+	}
+	return idx, amounts
+}
+
+// extensionExceeded returns the rejection of an extension given the counters
+// used (before charging) of the entries idx, or nil when every one fits. Like
+// plan.exceeded it describes the exhausted bucket that resets last. The Limit
+// it reports is rebuilt from the bucket: scope, window and the tightest
+// maximum of the limits sharing it.
+func extensionExceeded(r *Reservation, idx []int, amounts, used []int64, now time.Time) *ExceededError {
+	var worst *ExceededError
+	for k, i := range idx {
+		e := &r.entries[i]
+		if amounts[k] <= e.max-used[k] {
+			continue
+		}
+		if worst != nil && !e.end.After(worst.ResetAt) {
+			continue
+		}
+		l := Limit{Scope: e.scope, Window: e.window}
+		switch e.dim {
+		case dimTokens:
+			l.Tokens = e.max
+		case dimRequests:
+			l.Requests = e.max
+		default:
+			l.USDMicros = e.max
+		}
+		worst = &ExceededError{
+			Limit: l, Dimension: e.dim.String(),
+			Used: used[k], Remaining: max(0, e.max-used[k]), Requested: amounts[k],
+			ResetAt: e.end, now: now,
+		}
+	}
+	return worst
+}
+
+// grow records a successful extension on r.
+func (r *Reservation) grow(idx []int, amounts []int64, add Amount) {
+	for k, i := range idx {
+		r.entries[i].amount += amounts[k]
+	}
+	r.amount.Tokens += add.Tokens
+	r.amount.Requests += add.Requests
+	r.amount.USDMicros += add.USDMicros
+}
+
+// checkExtend validates the arguments of Extend.
+func checkExtend(self any, r *Reservation, add Amount) error {
+	if r == nil {
+		return errors.New("nil reservation")
+	}
+	if r.owner != self {
+		return errors.New("reservation made by another limiter")
+	}
+	if r.settled.Load() {
+		return errors.New("reservation already settled")
+	}
+	return add.validate()
+}
+
 // errInconsistent reports a backend answer that contradicts the plan.
 var errInconsistent = errors.New("inconsistent backend answer")

@@ -9,8 +9,35 @@
 // hour in UTC, day and month in a configured time zone.
 //
 // Two backends implement Limiter: Memory for a single node and Redis for
-// counters shared by all replicas. Failover combines them to implement the
-// configured behaviour when Redis is down.
+// counters shared by all replicas, on one Redis server or on a Redis Cluster.
+// Failover combines them to implement the configured behaviour when Redis is
+// down.
+//
+// # Guarantee
+//
+// A bucket counter grows only by a charge that fits under the bucket's
+// maximum at the moment it is applied, so reservations alone never push a
+// counter past its limit, whatever the number of replicas and concurrent
+// requests. Only a Reconcile with more than was reserved can raise a counter
+// past the limit; the proxy avoids that for streams with cut-off by metering
+// the stream and growing the reservation (Extend) before it relays tokens.
+//
+// On one Redis server, or in memory, a reservation over several scopes is one
+// atomic step: every bucket admits it or none is charged. On a Redis Cluster
+// the buckets of different scopes live in different hash slots, which one
+// script cannot span; see Redis for the per-slot protocol and its exact
+// guarantee.
+//
+// # Streams with cut-off
+//
+// Extend adds to a live reservation with the same all-or-nothing check
+// against the same buckets (the windows of the original reservation). The
+// proxy reserves a stream with cut-off for its prompt and a first grant of
+// output tokens, meters the stream as it relays it, extends the reservation
+// by another grant before relaying tokens beyond what is reserved, and ends
+// the stream when an extension is refused. What is relayed is therefore
+// always covered by a charge that was admitted under the limits, so the total
+// charged to a scope never exceeds its budget.
 package quota
 
 import (
@@ -203,6 +230,16 @@ func (e *ExceededError) RetryAfter() time.Duration {
 	}
 	return d
 }
+
+// Extend is not part of Limiter: the backends of this package implement
+//
+//	Extend(ctx context.Context, now time.Time, r *Reservation, add Amount) error
+//
+// which charges add against every bucket of r that add's dimensions touch,
+// all or nothing, and on success adds it to r's amount, so that a later
+// Reconcile replaces the grown amount. A refusal wraps ErrExceeded as
+// *ExceededError. Extend must not run concurrently with Reconcile or Refund
+// of the same reservation; extending a settled reservation is an error.
 
 // owner is implemented by the limiters of this package so that Failover can
 // route a reservation back to the backend that made it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,6 +49,160 @@ func redisLimiters(t *testing.T) newLimiter {
 			CallTimeout: 5 * time.Second,
 		})
 	}
+}
+
+// newClusterClient returns a cluster client configured like Open's, closed
+// at cleanup.
+func newClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
+	t.Helper()
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:                 addrs,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		DialerRetries:         1,
+		DialTimeout:           2 * time.Second,
+	})
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close redis cluster client: %v", err)
+		}
+	})
+	return c
+}
+
+// clusterLimiters starts a three-master Redis Cluster and returns a
+// constructor of limiters on it, each with its own key prefix.
+func clusterLimiters(t *testing.T) newLimiter {
+	t.Helper()
+	client := newClusterClient(t, redistest.StartCluster(t).Addrs)
+	var n atomic.Int64
+	return func(_ *testing.T, loc *time.Location) testLimiter {
+		return quota.NewRedis(client, quota.RedisConfig{
+			Prefix:      fmt.Sprintf("c%d", n.Add(1)),
+			Location:    loc,
+			CallTimeout: 5 * time.Second,
+		})
+	}
+}
+
+func TestRedisConcurrentExtend(t *testing.T) {
+	t.Parallel()
+	testConcurrentExtend(t, redisLimiters(t)(t, nil))
+}
+
+func TestClusterConformance(t *testing.T) {
+	t.Parallel()
+	testConformance(t, clusterLimiters(t))
+}
+
+func TestClusterConcurrent(t *testing.T) {
+	t.Parallel()
+	newL := clusterLimiters(t)
+	t.Run("reserve", func(t *testing.T) { t.Parallel(); testConcurrent(t, newL(t, nil)) })
+	t.Run("extend", func(t *testing.T) { t.Parallel(); testConcurrentExtend(t, newL(t, nil)) })
+}
+
+func TestClusterRandomized(t *testing.T) {
+	t.Parallel()
+	testRandomized(t, clusterLimiters(t)(t, nil), 1000)
+}
+
+// TestClusterSpreadsScopes checks that the scopes of one request really live
+// on different nodes of the cluster, so that the suite above exercises the
+// per-slot protocol, and that the keys of one scope share a node.
+func TestClusterSpreadsScopes(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t)
+	client := newClusterClient(t, c.Addrs)
+	l := quota.NewRedis(client, quota.RedisConfig{})
+	limits := []quota.Limit{
+		{Scope: "key:k1", Window: quota.Minute, Tokens: 100, Requests: 10},
+		{Scope: "team:ml", Window: quota.Day, Tokens: 1000, USDMicros: 100},
+		{Scope: "org:acme", Window: quota.Month, Tokens: 1000},
+	}
+	if _, err := l.Reserve(t.Context(), t0, limits, quota.Amount{Tokens: 5, Requests: 1, USDMicros: 3}); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	nodes := map[string]string{} // scope -> node address
+	for _, addr := range c.Addrs {
+		node := newRedisClient(t, addr)
+		keys, err := node.Keys(t.Context(), "*").Result()
+		if err != nil {
+			t.Fatalf("KEYS on %s: %v", addr, err)
+		}
+		for _, k := range keys {
+			scope := k[strings.IndexByte(k, '{')+1 : strings.IndexByte(k, '}')]
+			if prev, ok := nodes[scope]; ok && prev != addr {
+				t.Errorf("scope %s on %s and %s, want one node", scope, prev, addr)
+			}
+			nodes[scope] = addr
+		}
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("found scopes %v, want 3", nodes)
+	}
+	distinct := map[string]bool{}
+	for _, addr := range nodes {
+		distinct[addr] = true
+	}
+	if len(distinct) < 2 {
+		t.Errorf("all scopes on one node %v; the test needs scopes on different nodes", nodes)
+	}
+}
+
+// TestClusterNodeDown stops the node that owns one scope: a reservation over
+// that scope and another fails with ErrUnavailable and leaves no charge on
+// the other scope (the slots before the failing one are rolled back).
+func TestClusterNodeDown(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t)
+	client := newClusterClient(t, c.Addrs)
+	l := quota.NewRedis(client, quota.RedisConfig{CallTimeout: time.Second})
+	var scopes []quota.Limit
+	for _, s := range []string{"key:k1", "team:ml", "org:acme", "user:u1", "team:search"} {
+		scopes = append(scopes, quota.Limit{Scope: s, Window: quota.Minute, Tokens: 1000})
+	}
+	if _, err := l.Reserve(t.Context(), t0, scopes, quota.Amount{Tokens: 1}); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	owner := func(scope string) int {
+		for i, addr := range c.Addrs {
+			n, err := newRedisClient(t, addr).Exists(t.Context(), "tollgate:{"+scope+"}:tokens:minute:202611251200").Result()
+			if err != nil && strings.HasPrefix(err.Error(), "MOVED") {
+				continue // another node owns the slot
+			}
+			if err != nil {
+				t.Fatalf("EXISTS on %s: %v", addr, err)
+			}
+			if n == 1 {
+				return i
+			}
+		}
+		t.Fatalf("scope %s on no node", scope)
+		return -1
+	}
+	// Stop the node of the first scope and pair it with a scope on another
+	// node. Whichever comes first in slot order, the request fails; when
+	// the live one comes first it is charged and must be rolled back.
+	down := owner(scopes[0].Scope)
+	var other quota.Limit
+	for _, s := range scopes[1:] {
+		if owner(s.Scope) != down {
+			other = s
+			break
+		}
+	}
+	if other.Scope == "" {
+		t.Fatalf("all scopes on node %d", down)
+	}
+	c.Nodes[down].Stop()
+	for _, order := range [][]quota.Limit{{scopes[0], other}, {other, scopes[0]}} {
+		_, err := l.Reserve(t.Context(), t0, order, quota.Amount{Tokens: 10})
+		if !errors.Is(err, quota.ErrUnavailable) {
+			t.Errorf("Reserve with node %s down: got %v, want ErrUnavailable", c.Addrs[down], err)
+		}
+	}
+	wantUsage(t, l, t0, other, quota.Amount{Tokens: 1})
 }
 
 func TestRedisConformance(t *testing.T) {
