@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/engine"
 )
@@ -28,46 +29,20 @@ var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 
 // KeyConfig is one API key in the configuration.
 type KeyConfig struct {
-	ID      string            `yaml:"id"`
-	Hash    string            `yaml:"hash"`
+	ID string `yaml:"id"`
+	// Hash is HashKey of the key; the key itself is never stored.
+	Hash string `yaml:"hash"`
+	// Subject is the key's owner: the user or service it authenticates.
 	Subject string            `yaml:"subject"`
 	Kind    string            `yaml:"kind"`
 	Team    string            `yaml:"team"`
 	Org     string            `yaml:"org"`
 	Roles   []string          `yaml:"roles"`
 	Labels  map[string]string `yaml:"labels"`
-}
-
-// Config is the auth section of the configuration.
-type Config struct {
-	APIKeys []KeyConfig `yaml:"api_keys"`
-}
-
-// Validate reports every problem with the key list.
-func (c *Config) Validate() error {
-	var errs []error
-	seen := map[string]bool{}
-	for i, k := range c.APIKeys {
-		p := fmt.Sprintf("auth.api_keys[%d]", i)
-		if k.ID == "" {
-			errs = append(errs, fmt.Errorf("%s.id: empty; run 'tollgate keys new' and paste the line it prints", p))
-		} else if seen[k.ID] {
-			errs = append(errs, fmt.Errorf("%s.id: %q is used twice; every key needs its own id", p, k.ID))
-		}
-		seen[k.ID] = true
-		if _, err := decodeHash(k.Hash); err != nil {
-			errs = append(errs, fmt.Errorf("%s.hash: %v", p, err))
-		}
-		if k.Subject == "" {
-			errs = append(errs, fmt.Errorf("%s.subject: empty; name the user or service that owns the key", p))
-		}
-		switch k.Kind {
-		case "", "user", "service", "agent":
-		default:
-			errs = append(errs, fmt.Errorf("%s.kind: %q is not one of user, service, agent", p, k.Kind))
-		}
-	}
-	return errors.Join(errs...)
+	// ExpiresAt, an RFC 3339 time, ends the key's validity; empty: never.
+	ExpiresAt string `yaml:"expires_at"`
+	// Disabled refuses the key while keeping its entry.
+	Disabled bool `yaml:"disabled"`
 }
 
 func decodeHash(s string) ([]byte, error) {
@@ -105,66 +80,133 @@ func HashKey(key string) string {
 // KeyID extracts the key id from a key, or "" when key is not shaped like
 // a Tollgate key.
 func KeyID(key string) string {
-	rest, ok := strings.CutPrefix(key, KeyPrefix)
+	id, _, ok := ParseKey(key)
 	if !ok {
 		return ""
 	}
-	id, secret, ok := strings.Cut(rest, "_")
-	if !ok || id == "" || secret == "" || len(id) > 64 {
-		return ""
-	}
 	return id
+}
+
+// MaxKeyBytes bounds the length of an API key; longer input is no key.
+const MaxKeyBytes = 256
+
+// ParseKey splits a key tg_<id>_<secret> into its id and secret. Both must
+// be non-empty lower-case letters and digits, the id at most 64 bytes and the
+// whole key at most MaxKeyBytes; anything else is not a key.
+func ParseKey(key string) (id, secret string, ok bool) {
+	if len(key) > MaxKeyBytes {
+		return "", "", false
+	}
+	rest, ok := strings.CutPrefix(key, KeyPrefix)
+	if !ok {
+		return "", "", false
+	}
+	id, secret, ok = strings.Cut(rest, "_")
+	if !ok || id == "" || secret == "" || len(id) > 64 || !keyChars(id) || !keyChars(secret) {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+func keyChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrUnauthenticated is returned for every failed authentication, whatever
 // the reason, so that callers learn nothing about which check failed.
 var ErrUnauthenticated = errors.New("invalid or missing credentials")
 
+// storedKey is a key record ready for verification.
 type storedKey struct {
-	hash     []byte
-	identity engine.Identity
+	hash      []byte
+	identity  engine.Identity
+	expiresAt time.Time // zero: never
+	disabled  bool
+	revoked   bool
 }
 
-// Keys verifies API keys. It is immutable and safe for concurrent use.
+// check compares the hash of a presented key (sum) with the stored one in
+// constant time, then the key's state, and returns a failure reason or "".
+func (sk *storedKey) check(sum *[sha256.Size]byte, now time.Time) string {
+	if subtle.ConstantTimeCompare(sum[:], sk.hash) != 1 {
+		return ReasonKeySecret
+	}
+	if sk.revoked {
+		return ReasonKeyRevoked
+	}
+	if sk.disabled {
+		return ReasonKeyDisabled
+	}
+	if !sk.expiresAt.IsZero() && !now.Before(sk.expiresAt) {
+		return ReasonKeyExpired
+	}
+	return ""
+}
+
+// Keys verifies the API keys of the configuration. It is immutable and safe
+// for concurrent use.
 type Keys struct {
-	byID map[string]storedKey
+	byID map[string]*storedKey
+	now  func() time.Time
 }
 
-// NewKeys builds a verifier from validated configuration.
+// NewKeys builds a verifier from the configuration, which it validates.
 func NewKeys(cfg Config) (*Keys, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	k := &Keys{byID: make(map[string]storedKey, len(cfg.APIKeys))}
-	for _, c := range cfg.APIKeys {
-		h, _ := decodeHash(c.Hash)
-		kind := c.Kind
-		if kind == "" {
-			kind = "user"
-		}
-		roles := c.Roles
-		if roles == nil {
-			roles = []string{}
-		}
-		k.byID[c.ID] = storedKey{hash: h, identity: engine.Identity{
-			Subject: c.Subject, Kind: kind, Auth: "api_key", KeyID: c.ID,
-			Team: c.Team, Org: c.Org, Roles: roles, Groups: []string{}, Labels: c.Labels,
-		}}
-	}
-	return k, nil
+	return newKeys(cfg.APIKeys, time.Now), nil
 }
 
-// Verify returns the principal of key, or ErrUnauthenticated.
+func newKeys(list []KeyConfig, now func() time.Time) *Keys {
+	k := &Keys{byID: make(map[string]*storedKey, len(list)), now: now}
+	for _, c := range list {
+		h, _ := decodeHash(c.Hash)
+		var exp time.Time
+		if c.ExpiresAt != "" {
+			exp, _ = time.Parse(time.RFC3339, c.ExpiresAt)
+		}
+		k.byID[c.ID] = &storedKey{
+			hash:      h,
+			identity:  keyIdentity(c.ID, c.Subject, c.Kind, c.Team, c.Org, c.Roles, c.Labels),
+			expiresAt: exp,
+			disabled:  c.Disabled,
+		}
+	}
+	return k
+}
+
+func keyIdentity(id, subject, kind, team, org string, roles []string, labels map[string]string) engine.Identity {
+	if kind == "" {
+		kind = "user"
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	return engine.Identity{
+		Subject: subject, Kind: kind, Auth: "api_key", KeyID: id,
+		Team: team, Org: org, Roles: roles, Groups: []string{}, Labels: labels,
+	}
+}
+
+// Verify returns the principal of key, or ErrUnauthenticated. The
+// identity's slices and maps are shared: treat them as read-only.
 func (k *Keys) Verify(key string) (engine.Identity, error) {
-	id := KeyID(key)
-	sk, ok := k.byID[id]
+	id, _, ok := ParseKey(key)
 	sum := sha256.Sum256([]byte(key))
-	if !ok {
+	sk, found := k.byID[id]
+	if !ok || !found {
 		// Compare anyway so that unknown ids take as long as wrong secrets.
 		subtle.ConstantTimeCompare(sum[:], sum[:])
 		return engine.Identity{}, ErrUnauthenticated
 	}
-	if subtle.ConstantTimeCompare(sum[:], sk.hash) != 1 {
+	if sk.check(&sum, k.now()) != "" {
 		return engine.Identity{}, ErrUnauthenticated
 	}
 	return sk.identity, nil
