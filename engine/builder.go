@@ -25,6 +25,9 @@ func NewBuilder(counter *tokens.Counter, scanner *pii.Scanner) *Builder {
 	return &Builder{counter: counter, scanner: scanner}
 }
 
+// Scanner returns the PII scanner the builder uses, for the response side.
+func (b *Builder) Scanner() *pii.Scanner { return b.scanner }
+
 // Segment is one piece of text the provider will see, with its findings.
 type Segment struct {
 	Message int

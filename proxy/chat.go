@@ -19,6 +19,7 @@ import (
 
 	"github.com/tollgate/tollgate/analytics"
 	"github.com/tollgate/tollgate/engine"
+	"github.com/tollgate/tollgate/engine/pii"
 	"github.com/tollgate/tollgate/proxy/auth"
 	"github.com/tollgate/tollgate/proxy/openai"
 	"github.com/tollgate/tollgate/proxy/provider"
@@ -50,6 +51,9 @@ type call struct {
 	// meter is set for a stream with cut-off: its reservation grows with
 	// the relayed tokens.
 	meter *meter
+	// resp masks the answer and restores placeholders; nil when the answer
+	// is relayed as it is.
+	resp *respMask
 }
 
 // meter tracks the output tokens of a stream with cut-off against its
@@ -194,7 +198,21 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	}
 	st.ev.ModelRouted, st.ev.Provider = target.Model, up.Name()
 
-	if m := engine.ApplyMask(req, scan, d.Mask); len(m.Blocked) > 0 {
+	var opts engine.MaskOptions
+	for _, r := range d.Mask.Rules {
+		switch r.Action {
+		case engine.ActionPlaceholder:
+			opts.Placeholders = pii.NewPlaceholders()
+		case engine.ActionHash:
+			opts.Hasher = s.hasher(id.Org)
+		}
+	}
+	if d.Mask.Response && opts.Hasher == nil {
+		opts.Hasher = s.hasher(id.Org)
+	}
+	m := engine.ApplyMaskWith(req, scan, d.Mask, opts)
+	st.resp = newRespMask(s.deps.Builder.Scanner(), d.Mask, opts.Hasher, opts.Placeholders)
+	if len(m.Blocked) > 0 {
 		st.ev.Allowed = false
 		st.ev.DenyCode = "pii_blocked"
 		return apiError(http.StatusBadRequest, "pii_blocked", fmt.Sprintf("the request contains %s, which policy forbids sending to a model; remove it and retry", strings.Join(m.Blocked, ", ")))
@@ -483,6 +501,14 @@ func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, up Upstre
 		}
 	}
 	s.settle(c.Request().Context(), st, p, u)
+	if st.resp != nil {
+		if raw, err = st.resp.rewriteCompletion(raw); err != nil {
+			// Fail closed: an answer that could not be masked is not sent.
+			s.deps.Log.Error("response masking failed; the answer is withheld", "request_id", st.ev.RequestID, "err", err)
+			st.ev.Error = "response_mask_failed"
+			return apiError(http.StatusBadGateway, "response_mask_failed", "the gateway could not check the model's answer for personal data, so it is withheld; retry")
+		}
+	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, raw)
 }
 
@@ -578,9 +604,14 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	var usage *openai.Usage
 	clientGone := false
 	upstreamBroke := false
-	var last streamChunk // id, created and model for the cut-off chunk
+	var last streamChunk // id, created and model for the gateway's own chunks
 	choices := 1
 	var cutErr error
+	var masks *streamMask
+	if st.resp != nil {
+		masks = st.resp.stream()
+	}
+	maskFailed := false
 	for pending := true; ; pending = false {
 		ev, err := first, firstErr
 		if !pending {
@@ -599,6 +630,10 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 			continue
 		}
 		if string(ev.Data) == "[DONE]" {
+			if masks != nil && !s.flushHeld(w, st, masks, last, req) {
+				maskFailed = true
+				break
+			}
 			if err := sse.WriteDone(w); err != nil {
 				clientGone = true
 			}
@@ -610,6 +645,9 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 			if ch.Usage != nil {
 				usage = ch.Usage
 			}
+			if ch.ID != "" {
+				last.ID, last.Created, last.Model = ch.ID, ch.Created, ch.Model
+			}
 			if st.meter != nil {
 				var n int64
 				for _, x := range ch.Choices {
@@ -617,9 +655,6 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 						n += int64(s.deps.Counter.Count(req.Model, x.Delta.Content))
 					}
 					choices = max(choices, x.Index+1)
-				}
-				if ch.ID != "" {
-					last.ID, last.Created, last.Model = ch.ID, ch.Created, ch.Model
 				}
 				if n > 0 {
 					if err := s.grow(rctx, st, p, n); err != nil {
@@ -641,6 +676,20 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 			if ch.Usage != nil && len(ch.Choices) == 0 && !clientUsage {
 				continue // the client did not ask for the usage chunk
 			}
+			if masks != nil && len(ch.Choices) > 0 {
+				data, err := masks.rewriteChunk(ev.Data)
+				if err != nil {
+					s.deps.Log.Error("response masking failed; the stream is ended", "request_id", st.ev.RequestID, "err", err)
+					maskFailed = true
+					break
+				}
+				ev.Data = data
+			}
+		} else if masks != nil {
+			// Fail closed: an event the gateway cannot read is not relayed
+			// when the answer must be masked.
+			maskFailed = true
+			break
 		}
 		if err := sse.WriteData(w, ev.Data); err != nil {
 			clientGone = true
@@ -664,7 +713,22 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	}
 	if cutErr != nil {
 		cancel() // stop the upstream generating what nobody pays for
-		s.endCutOff(w, st, req, last, choices, clientUsage, u, cutErr)
+		if masks != nil && !s.flushHeld(w, st, masks, last, req) {
+			maskFailed = true
+		} else {
+			s.endCutOff(w, st, req, last, choices, clientUsage, u, cutErr)
+		}
+	}
+	if maskFailed && !clientGone {
+		cancel()
+		upstreamBroke = false
+		st.ev.Error = "response_mask_failed"
+		data, _ := json.Marshal(openai.ErrorResponse{Error: openai.ErrorDetail{
+			Message: "the gateway could not check the rest of the answer for personal data, so it ended the stream; retry",
+			Type:    "api_error", Code: "response_mask_failed",
+		}})
+		_ = sse.WriteData(w, data)
+		w.Flush()
 	}
 	if upstreamBroke && !clientGone {
 		st.ev.Error = "upstream_stream_broken"
@@ -680,6 +744,37 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	}
 	s.settle(rctx, st, p, u)
 	return nil
+}
+
+// flushHeld sends what the response masks still hold back, as one chunk
+// with a delta per choice, and reports whether it could.
+func (s *Server) flushHeld(w *echo.Response, st *call, masks *streamMask, last streamChunk, req *openai.ChatRequest) bool {
+	idx := masks.pending()
+	if len(idx) == 0 {
+		return true
+	}
+	if last.ID == "" {
+		last.ID, last.Created, last.Model = "chatcmpl-"+st.ev.RequestID, s.now().Unix(), req.Model
+	}
+	ch := openai.Chunk{ID: last.ID, Object: "chat.completion.chunk", Created: last.Created, Model: last.Model}
+	for _, i := range idx {
+		rest, err := masks.flush(i)
+		if err != nil {
+			s.deps.Log.Error("response masking failed; the stream is ended", "request_id", st.ev.RequestID, "err", err)
+			return false
+		}
+		if rest != "" {
+			ch.Choices = append(ch.Choices, openai.ChunkChoice{Index: i, Delta: openai.Delta{Content: rest}})
+		}
+	}
+	if len(ch.Choices) == 0 {
+		return true
+	}
+	data, _ := json.Marshal(ch)
+	if sse.WriteData(w, data) == nil {
+		w.Flush()
+	}
+	return true
 }
 
 // endCutOff ends a stream whose budget ran out: a final chunk whose choices

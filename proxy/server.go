@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/analytics"
 	"github.com/tollgate/tollgate/bundles"
 	"github.com/tollgate/tollgate/engine"
+	"github.com/tollgate/tollgate/engine/pii"
 	"github.com/tollgate/tollgate/engine/tokens"
 	"github.com/tollgate/tollgate/proxy/auth"
 	"github.com/tollgate/tollgate/proxy/openai"
@@ -140,6 +143,10 @@ type Deps struct {
 	// Bundles reports the policy bundle loader's state for /readyz; nil
 	// when the engine is loaded by hand (tests).
 	Bundles func() bundles.Status
+	// HashSecret keys the PII hash action (per tenant: the caller's org).
+	// Empty means a random secret for this process: hashes are then stable
+	// only until it restarts and differ across replicas.
+	HashSecret []byte
 }
 
 // Server is the gateway's HTTP server.
@@ -151,6 +158,8 @@ type Server struct {
 	models    []string
 	metrics   *metrics
 	now       func() time.Time
+	// hashers caches the PII hasher of each tenant.
+	hashers sync.Map
 }
 
 // New validates cfg and wires the server.
@@ -161,6 +170,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if deps.Engine == nil || deps.Builder == nil || deps.Keys == nil || deps.Limiter == nil || deps.Events == nil || deps.Counter == nil {
 		return nil, errors.New("proxy: engine, builder, counter, keys, limiter and events are required")
+	}
+	if len(deps.HashSecret) == 0 {
+		deps.HashSecret = make([]byte, 32)
+		if _, err := rand.Read(deps.HashSecret); err != nil {
+			return nil, fmt.Errorf("proxy: random PII hash secret: %w", err)
+		}
+	} else if len(deps.HashSecret) < pii.MinHashSecretBytes {
+		return nil, fmt.Errorf("proxy: the PII hash secret has %d bytes; it needs at least %d (use 32 random bytes)", len(deps.HashSecret), pii.MinHashSecretBytes)
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -205,6 +222,21 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.registerAdmin(e)
 	s.e = e
 	return s, nil
+}
+
+// hasher returns the PII hasher of tenant, nil when none can be made (the
+// hash action then redacts).
+func (s *Server) hasher(tenant string) *pii.Hasher {
+	if h, ok := s.hashers.Load(tenant); ok {
+		return h.(*pii.Hasher)
+	}
+	h, err := pii.NewHasher(s.deps.HashSecret, tenant)
+	if err != nil {
+		s.deps.Log.Error("PII hasher", "err", err)
+		return nil
+	}
+	actual, _ := s.hashers.LoadOrStore(tenant, h)
+	return actual.(*pii.Hasher)
 }
 
 // Handler returns the HTTP handler, for tests and embedding.
