@@ -8,7 +8,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tollgate/tollgate/engine"
-	"github.com/tollgate/tollgate/proxy/auth"
 )
 
 // Admin endpoints live under /admin/v1. Each requires an admin action that
@@ -110,9 +109,4 @@ func (s *Server) adminBundles(c echo.Context) error {
 		body["status"] = s.deps.Bundles()
 	}
 	return c.JSON(http.StatusOK, body)
-}
-
-// identify authenticates the request and returns the caller's principal.
-func (s *Server) identify(r *http.Request) (engine.Identity, error) {
-	return s.deps.Keys.Verify(auth.FromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key")))
 }

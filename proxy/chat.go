@@ -20,7 +20,6 @@ import (
 	"github.com/tollgate/tollgate/analytics"
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/engine/pii"
-	"github.com/tollgate/tollgate/proxy/auth"
 	"github.com/tollgate/tollgate/proxy/openai"
 	"github.com/tollgate/tollgate/proxy/provider"
 	"github.com/tollgate/tollgate/proxy/quota"
@@ -132,8 +131,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	r := c.Request()
 	ctx := r.Context()
 
-	key := auth.FromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
-	id, err := s.deps.Keys.Verify(key)
+	id, err := s.identify(r)
 	if err != nil {
 		return errUnauthenticated
 	}

@@ -14,6 +14,7 @@ type metrics struct {
 	costMicros    prometheus.Counter
 	streamsActive prometheus.Gauge
 	shadow        *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,8 +48,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_policy_shadow_evaluations_total", Help: "Shadow policy evaluations by result: same, different (from the live decision) or error.",
 		}, []string{"result"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_auth_failures_total", Help: "Refused authentications by credential kind and reason.",
+		}, []string{"method", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.shadow, m.requests, m.duration, m.policyEval, m.decisions, m.tokens, m.upstream, m.costMicros, m.streamsActive} {
+	for _, c := range []prometheus.Collector{m.authFailures, m.shadow, m.requests, m.duration, m.policyEval, m.decisions, m.tokens, m.upstream, m.costMicros, m.streamsActive} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

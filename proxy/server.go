@@ -108,6 +108,19 @@ type Upstream interface {
 	Send(ctx context.Context, req *openai.ChatRequest) (*http.Response, error)
 }
 
+// Authenticator returns the principal of a request, or an error that
+// wraps auth.ErrUnauthenticated (as *auth.Failure for the log).
+type Authenticator interface {
+	Authenticate(r *http.Request) (engine.Identity, error)
+}
+
+// keysAuth authenticates with API keys alone.
+type keysAuth struct{ keys *auth.Keys }
+
+func (k keysAuth) Authenticate(r *http.Request) (engine.Identity, error) {
+	return k.keys.Verify(auth.FromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key")))
+}
+
 // Limiter reserves and reconciles quota.
 type Limiter interface {
 	Reserve(ctx context.Context, now time.Time, limits []quota.Limit, amt quota.Amount) (*quota.Reservation, error)
@@ -122,9 +135,12 @@ type EventSink interface {
 
 // Deps are the parts the server is wired from.
 type Deps struct {
-	Engine    *engine.Engine
-	Builder   *engine.Builder
-	Counter   *tokens.Counter
+	Engine  *engine.Engine
+	Builder *engine.Builder
+	Counter *tokens.Counter
+	// Auth authenticates callers (API keys, OIDC/JWT, mTLS). When nil, Keys
+	// does, with API keys only.
+	Auth      Authenticator
 	Keys      *auth.Keys
 	Limiter   Limiter
 	Events    EventSink
@@ -168,8 +184,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Engine == nil || deps.Builder == nil || deps.Keys == nil || deps.Limiter == nil || deps.Events == nil || deps.Counter == nil {
+	if deps.Engine == nil || deps.Builder == nil || (deps.Auth == nil && deps.Keys == nil) || deps.Limiter == nil || deps.Events == nil || deps.Counter == nil {
 		return nil, errors.New("proxy: engine, builder, counter, keys, limiter and events are required")
+	}
+	if deps.Auth == nil {
+		deps.Auth = keysAuth{deps.Keys}
 	}
 	if len(deps.HashSecret) == 0 {
 		deps.HashSecret = make([]byte, 32)
@@ -302,14 +321,32 @@ func (s *Server) readyz(c echo.Context) error {
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if _, err := s.deps.Keys.Verify(auth.FromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))); err != nil {
+		if _, err := s.identify(r); err != nil {
 			return errUnauthenticated
 		}
 		return next(c)
 	}
 }
 
-var errUnauthenticated = apiError(http.StatusUnauthorized, "invalid_api_key", "invalid or missing API key; send it as 'Authorization: Bearer <key>'")
+// errUnauthenticated is the one answer to every refused credential, so that
+// it reveals nothing about which check failed; the log has the reason.
+var errUnauthenticated = apiError(http.StatusUnauthorized, "invalid_api_key", "invalid or missing credentials; send an API key or token as 'Authorization: Bearer <credential>'")
+
+// identify authenticates the request and returns the caller's principal;
+// a refusal is counted and logged with its reason (never the credential).
+func (s *Server) identify(r *http.Request) (engine.Identity, error) {
+	id, err := s.deps.Auth.Authenticate(r)
+	if err != nil {
+		method, reason := "", "error"
+		var f *auth.Failure
+		if errors.As(err, &f) {
+			method, reason = f.Method, f.Reason
+		}
+		s.metrics.authFailures.WithLabelValues(method, reason).Inc()
+		s.deps.Log.Info("authentication refused", "path", r.URL.Path, "client_ip", r.RemoteAddr, "auth", err)
+	}
+	return id, err
+}
 
 func (s *Server) listModels(c echo.Context) error {
 	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(s.models))}
