@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 
@@ -73,6 +74,7 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 			MaxTokens:   req.MaxOutputTokens(),
 			Temperature: req.Temperature,
 			Tools:       len(req.Tools),
+			ToolNames:   toolNames(req.Tools),
 			Messages:    len(req.Messages),
 		},
 	}
@@ -103,6 +105,21 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 	in.Guardrails = guard
 	in.Complexity = estimateComplexity(in.Tokens.Prompt, len(req.Messages), len(req.Tools), code, lastUser)
 	return in, scan
+}
+
+// toolNames returns the names of the function tools; a tool whose name
+// cannot be read counts as "" (so a policy that lists allowed tools refuses
+// it).
+func toolNames(tools []openai.Tool) []string {
+	names := make([]string, 0, len(tools))
+	for _, t := range tools {
+		var fn struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(t.Function, &fn)
+		names = append(names, fn.Name)
+	}
+	return names
 }
 
 type findingKey struct {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -153,6 +154,9 @@ func TestBuildCopiesRequestFields(t *testing.T) {
 	}
 	if in.Model.Requested != "gpt-4o" {
 		t.Errorf("Model.Requested = %q, want gpt-4o", in.Model.Requested)
+	}
+	if !slices.Equal(in.Params.ToolNames, []string{"a", "b"}) {
+		t.Errorf("Params.ToolNames = %q, want [a b]", in.Params.ToolNames)
 	}
 	if in.Params.Temperature == nil || *in.Params.Temperature != 0.3 || in.Params.Tools != 2 || in.Params.Messages != 3 {
 		t.Errorf("Params = %+v, want temperature 0.3, 2 tools, 3 messages", in.Params)

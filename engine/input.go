@@ -77,7 +77,9 @@ type Params struct {
 	MaxTokens   int // 0 when not set
 	Temperature *float64
 	Tools       int
-	Messages    int
+	// ToolNames are the names of the function tools, in request order.
+	ToolNames []string
+	Messages  int
 }
 
 // Tokens is the token estimate.
@@ -254,6 +256,7 @@ func (id Identity) value(sub map[string]bool) ast.Value {
 func (p Params) value() ast.Value {
 	obj := ast.NewObject(
 		item("tools", ast.InternedTerm(p.Tools)),
+		item("tool_names", stringArray(p.ToolNames)),
 		item("messages", ast.InternedTerm(p.Messages)),
 	)
 	if p.MaxTokens > 0 {
@@ -290,7 +293,7 @@ var inputKeys = func() map[string]*ast.Term {
 		"version", "request", "identity", "model", "params", "tokens", "pii", "complexity", "signals",
 		"id", "path", "stream", "received_at", "client_ip", "headers",
 		"subject", "kind", "auth", "key_id", "team", "org", "roles", "groups", "labels", "chain",
-		"requested", "provider_hint", "tools", "messages", "max_tokens", "temperature",
+		"requested", "provider_hint", "tools", "tool_names", "messages", "max_tokens", "temperature",
 		"prompt", "max_completion", "estimated_total", "types", "findings", "type", "count", "message", "role",
 		"score", "turns", "code", "math", "reasoning", "prompt_tokens", "matched_phrases",
 		"guardrails", "hidden_unicode", "bidi_controls", "base64_blobs",

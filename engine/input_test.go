@@ -212,9 +212,10 @@ func TestInputValueOptionalParams(t *testing.T) {
 		params Params
 		want   string
 	}{
-		{"unset", Params{Tools: 0, Messages: 1}, `{"messages": 1, "tools": 0}`},
-		{"max tokens", Params{MaxTokens: 100, Messages: 2}, `{"max_tokens": 100, "messages": 2, "tools": 0}`},
-		{"temperature zero is set", Params{Temperature: &zero}, `{"messages": 0, "temperature": 0, "tools": 0}`},
+		{"unset", Params{Tools: 0, Messages: 1}, `{"messages": 1, "tools": 0, "tool_names": []}`},
+		{"max tokens", Params{MaxTokens: 100, Messages: 2}, `{"max_tokens": 100, "messages": 2, "tools": 0, "tool_names": []}`},
+		{"temperature zero is set", Params{Temperature: &zero}, `{"messages": 0, "temperature": 0, "tools": 0, "tool_names": []}`},
+		{"tools", Params{Tools: 2, ToolNames: []string{"search", ""}}, `{"messages": 0, "tools": 2, "tool_names": ["search", ""]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

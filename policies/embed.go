@@ -4,8 +4,8 @@ package policies
 
 import "embed"
 
-// FS holds the default library: the Rego modules of authz, guardrails,
+// FS holds the default library: the Rego modules of agents, authz, guardrails,
 // main, pii, quota and routing, their tests, and data/.
 //
-//go:embed authz guardrails main pii quota routing data
+//go:embed agents authz guardrails main pii quota routing data
 var FS embed.FS

@@ -1,10 +1,11 @@
 # Package tollgate.main assembles the decision the gateway enforces
 # (entrypoint data.tollgate.main.decision). See policies/README.md for the
-# contract. Each domain package contributes its part: authz, guardrails and
-# routing deny; pii masks; quota limits; routing routes. A domain module left
+# contract. Each domain package contributes its part: authz, agents,
+# guardrails and routing deny; pii masks; quota limits; routing routes. A domain module left
 # out of a bundle contributes nothing.
 package tollgate.main
 
+import data.tollgate.agents
 import data.tollgate.authz
 import data.tollgate.guardrails
 import data.tollgate.pii
@@ -12,6 +13,8 @@ import data.tollgate.quota
 import data.tollgate.routing
 
 deny contains d if some d in authz.deny
+
+deny contains d if some d in agents.deny
 
 deny contains d if some d in guardrails.deny
 

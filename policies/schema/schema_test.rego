@@ -19,7 +19,7 @@ base := {
 		"org": "acme", "roles": ["developer"], "groups": [], "labels": {}, "chain": [],
 	},
 	"model": {"requested": "gpt-4o", "provider_hint": ""},
-	"params": {"tools": 0, "messages": 1},
+	"params": {"tools": 0, "tool_names": [], "messages": 1},
 	"tokens": {"prompt": 20, "max_completion": 4096, "estimated_total": 4116},
 	"pii": {"types": [], "findings": []},
 	"complexity": {"score": 0, "signals": {"turns": 1, "code": false, "math": false, "reasoning": false, "tools": 0, "prompt_tokens": 12}},
