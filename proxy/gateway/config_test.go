@@ -193,7 +193,7 @@ server:
   max_body_bytes: 10
 providers:
   - name: a
-    kind: anthropic
+    kind: bedrock
     base_url: ftp://example.com
     models: [m]
   - name: a

@@ -55,6 +55,9 @@ type Message struct {
 
 // ToolCall is an assistant's call of a tool.
 type ToolCall struct {
+	// Index places a streamed tool-call delta among the calls of its
+	// choice; only chunks carry it.
+	Index    *int         `json:"index,omitempty"`
 	ID       string       `json:"id,omitempty"`
 	Type     string       `json:"type"`
 	Function FunctionCall `json:"function"`

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"unicode/utf8"
@@ -32,8 +34,49 @@ const (
 type answer struct {
 	text   string
 	pieces []string // text split into token-sized pieces; only for streams
-	finish string   // "stop" or "length"
-	tokens int      // completion tokens of text
+	finish string   // "stop", "length" or "tool_calls"
+	tokens int      // completion tokens of text, or of call's arguments
+	// call, when set, is the answer instead of text; pieces are then ""
+	// (the chunk naming the function) and the arguments in pieces.
+	call *openai.ToolCall
+}
+
+// toolEcho answers for ToolEchoModel: the last message's text when it is a
+// tool result, else a call of the first function tool with arguments
+// {"input": <last user text>}, else the echo of the last user message.
+func (s *Server) toolEcho(req *openai.ChatRequest, seed uint64) answer {
+	limit := req.MaxOutputTokens()
+	if last := req.Messages[len(req.Messages)-1]; last.Role == "tool" {
+		return s.echo(req.Model, last.Content.String(), limit, req.Stream)
+	}
+	name := ""
+	for _, t := range req.Tools {
+		var fn struct {
+			Name string `json:"name"`
+		}
+		if t.Type == "function" && json.Unmarshal(t.Function, &fn) == nil && fn.Name != "" {
+			name = fn.Name
+			break
+		}
+	}
+	if name == "" {
+		return s.echo(req.Model, lastUserText(req.Messages), limit, req.Stream)
+	}
+	args, _ := json.Marshal(map[string]string{"input": lastUserText(req.Messages)})
+	a := answer{
+		finish: "tool_calls",
+		tokens: s.counter.Count(req.Model, string(args)),
+		call: &openai.ToolCall{ID: fmt.Sprintf("call_%016x", seed), Type: "function",
+			Function: openai.FunctionCall{Name: name, Arguments: string(args)}},
+	}
+	if req.Stream {
+		_, toks, err := s.codecs.forModel(req.Model).Encode(string(args))
+		if err != nil || !joinsTo(toks, string(args)) {
+			toks = []string{string(args)}
+		}
+		a.pieces = append([]string{""}, runePieces(string(args), toks)...)
+	}
+	return a
 }
 
 // codecs splits text into tokens with the encoding tokens.Counter uses for

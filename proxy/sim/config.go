@@ -15,7 +15,7 @@ const DefaultRetryAfter = time.Second
 
 // DefaultModels returns the models served when Config.Models is empty.
 func DefaultModels() []string {
-	return []string{"echo", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-3.5-turbo", "claude-3-5-haiku", "gemini-2.0-flash"}
+	return []string{"echo", ToolEchoModel, "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-3.5-turbo", "claude-3-5-haiku", "gemini-2.0-flash"}
 }
 
 // Config sets the simulator's latency, faults and models. The zero value is a
@@ -37,8 +37,13 @@ type Config struct {
 	// Seed seeds the fault draws, and is mixed into generated answers.
 	Seed int64
 	// Models lists the model IDs served; empty means DefaultModels. "echo"
-	// answers with the last user message; the others with generated text.
+	// answers with the last user message; "tool-echo" with tool calls (see
+	// ToolEchoModel); the others with generated text.
 	Models []string
+	// APIKey, when set, is the credential every request must carry, where
+	// its format puts it (Authorization: Bearer, api-key, x-api-key,
+	// x-goog-api-key); requests without it get 401. Empty accepts any.
+	APIKey string
 }
 
 // RegisterFlags defines the simulator flags on fs, bound to c. Values already

@@ -1,13 +1,27 @@
-// Package sim is an OpenAI-compatible provider simulator: the upstream of
-// `tollgate sim`, of the tests and of the benchmarks.
+// Package sim is a provider simulator: the upstream of `tollgate sim`, of
+// the tests and of the benchmarks. It speaks the OpenAI, Azure OpenAI,
+// Anthropic Messages and Google Gemini / Vertex AI wire formats.
 //
-// It serves POST /v1/chat/completions (streaming and not) and GET /v1/models.
+// Endpoints: POST /v1/chat/completions (OpenAI), POST
+// /openai/deployments/{deployment}/chat/completions?api-version=V (Azure; the
+// deployment is the model), POST /v1/messages (Anthropic, JSON and SSE
+// events), POST /v1beta/models/{model}:generateContent and
+// :streamGenerateContent?alt=sse (Gemini), the same under
+// /v1/projects/{project}/locations/{location}/publishers/google/models/
+// (Vertex), and GET /v1/models. Every format gets the same answers: each
+// request is translated into the OpenAI request it stands for, answered,
+// and the answer translated back.
+//
 // The model "echo" answers with the last user message exactly as received;
-// other models answer with deterministic generated text (the same request
-// always gets the same answer). Usage is counted with engine/tokens, so it is
-// what the gateway's own tokenizer says. Latency (time to first token,
-// tokens per second) and faults (429, 500, hangs, broken streams) are set in
-// Config, and a fault can be forced per request with the X-Sim-Fault header.
+// "tool-echo" calls the request's first tool with {"input": <last user
+// text>} and, once the last message is a tool result, answers with that
+// result; other models answer with deterministic generated text (the same
+// request always gets the same answer). Usage is counted with
+// engine/tokens, so it is what the gateway's own tokenizer says; the
+// CachedTokensHeader makes part of the prompt count as cached. Latency (time
+// to first token, tokens per second) and faults (429, 500, hangs, broken
+// streams) are set in Config, and a fault can be forced per request with the
+// X-Sim-Fault header, in every format.
 package sim
 
 import (
@@ -26,7 +40,6 @@ import (
 
 	"github.com/tollgate/tollgate/engine/tokens"
 	"github.com/tollgate/tollgate/proxy/openai"
-	"github.com/tollgate/tollgate/proxy/sse"
 )
 
 // FaultHeader forces a fault on one request, whatever the configured rates.
@@ -112,7 +125,11 @@ func New(cfg Config, counter *tokens.Counter) (*Server, error) {
 	if s.modelList, err = json.Marshal(list); err != nil {
 		return nil, fmt.Errorf("sim: encode model list: %w", err)
 	}
-	s.mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	s.mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.chat(w, r, openaiWire{}) })
+	s.mux.HandleFunc("POST /openai/deployments/{deployment}/chat/completions", func(w http.ResponseWriter, r *http.Request) { s.chat(w, r, openaiWire{azure: true}) })
+	s.mux.HandleFunc("POST /v1/messages", func(w http.ResponseWriter, r *http.Request) { s.chat(w, r, anthropicWire{}) })
+	s.mux.HandleFunc("POST /v1beta/models/{call}", func(w http.ResponseWriter, r *http.Request) { s.chat(w, r, geminiWire{}) })
+	s.mux.HandleFunc("POST /v1/projects/{project}/locations/{location}/publishers/google/models/{call}", func(w http.ResponseWriter, r *http.Request) { s.chat(w, r, geminiWire{vertex: true}) })
 	s.mux.HandleFunc("GET /v1/models", s.listModels)
 	s.mux.HandleFunc("/", s.notFound)
 	return s, nil
@@ -130,7 +147,7 @@ func (s *Server) Requests() int64 { return s.requests.Load() }
 
 func ownerOf(model string) string {
 	switch {
-	case model == "echo":
+	case model == "echo", model == ToolEchoModel:
 		return "tollgate"
 	case strings.HasPrefix(model, "claude"):
 		return "anthropic"
@@ -146,51 +163,52 @@ func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url", "",
-		fmt.Sprintf("no route for %s %s; the simulator serves POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path))
+		fmt.Sprintf("no route for %s %s; the simulator serves POST /v1/chat/completions, /openai/deployments/{deployment}/chat/completions, /v1/messages, /v1beta/models/{model}:generateContent and GET /v1/models", r.Method, r.URL.Path))
 }
 
-func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+func (s *Server) chat(w http.ResponseWriter, r *http.Request, wf wire) {
 	body, err := readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "",
+			wf.writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "",
 				fmt.Sprintf("request body is larger than %d bytes; send a shorter prompt", tooBig.Limit))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", "", "read request body: "+err.Error())
+		wf.writeError(w, http.StatusBadRequest, "invalid_request", "", "read request body: "+err.Error())
 		return
 	}
-	req, err := openai.ParseChatRequest(body)
+	if status, msg := s.authorize(r, wf); status != 0 {
+		wf.writeError(w, status, "invalid_api_key", "", msg)
+		return
+	}
+	req, err := wf.parse(r, body)
 	if err != nil {
 		var re *openai.RequestError
 		param := ""
 		if errors.As(err, &re) {
 			param = re.Param
 		}
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_request", param, err.Error())
+		wf.writeError(w, http.StatusBadRequest, "invalid_request", param, err.Error())
 		return
 	}
 	if !s.models[req.Model] {
-		writeError(w, http.StatusNotFound, "invalid_request_error", "model_not_found", "model",
+		wf.writeError(w, http.StatusNotFound, "model_not_found", "model",
 			fmt.Sprintf("the model %q does not exist; use one of %s", req.Model, strings.Join(s.cfg.Models, ", ")))
 		return
 	}
 	fault, err := s.fault(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_fault", "", err.Error())
+		wf.writeError(w, http.StatusBadRequest, "invalid_fault", "", err.Error())
 		return
 	}
 	switch fault {
 	case Fault429:
 		secs := int64(math.Ceil(s.cfg.RetryAfter.Seconds()))
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		w.Header().Set("Retry-After-Ms", strconv.FormatInt(s.cfg.RetryAfter.Milliseconds(), 10))
-		writeError(w, http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded", "",
-			fmt.Sprintf("simulated rate limit on %s; retry after %d s", req.Model, secs))
+		wf.rateLimited(w, s.cfg.RetryAfter, fmt.Sprintf("simulated rate limit on %s; retry after %d s", req.Model, secs))
 		return
 	case Fault500:
-		writeError(w, http.StatusInternalServerError, "api_error", "server_error", "",
+		wf.writeError(w, http.StatusInternalServerError, "server_error", "",
 			"simulated server error; retry the request")
 		return
 	case FaultHang:
@@ -208,11 +226,35 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		CompletionTokens: a.tokens,
 	}
 	usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
+	if v := r.Header.Get(CachedTokensHeader); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			wf.writeError(w, http.StatusBadRequest, "invalid_request", "", fmt.Sprintf("%s %q is not a non-negative integer", CachedTokensHeader, v))
+			return
+		}
+		usage.PromptTokensDetails = &openai.PromptTokensDetails{CachedTokens: min(n, usage.PromptTokens)}
+	}
 	if req.Stream {
-		s.stream(w, r, req, id, a, usage, fault == FaultBreak)
+		s.stream(w, r, wf, req, id, a, usage, fault == FaultBreak)
 		return
 	}
-	s.complete(w, r, req, id, a, usage, fault == FaultBreak)
+	s.complete(w, r, wf, req, id, a, usage, fault == FaultBreak)
+}
+
+// authorize checks the request's credential when Config.APIKey is set; it
+// returns a status and message for a request without the right one.
+func (s *Server) authorize(r *http.Request, wf wire) (int, string) {
+	if s.cfg.APIKey == "" {
+		return 0, ""
+	}
+	got, where := wf.credential(r)
+	if got == "" {
+		return http.StatusUnauthorized, "missing credential; send the API key in " + where
+	}
+	if got != s.cfg.APIKey {
+		return http.StatusUnauthorized, "invalid credential in " + where
+	}
+	return 0, ""
 }
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -257,6 +299,9 @@ func (s *Server) fault(r *http.Request) (string, error) {
 // (finish "stop") when the request sets no limit.
 func (s *Server) answer(req *openai.ChatRequest) answer {
 	limit := req.MaxOutputTokens()
+	if req.Model == ToolEchoModel {
+		return s.toolEcho(req, requestSeed(s.cfg.Seed, req))
+	}
 	if req.Model == "echo" {
 		return s.echo(req.Model, lastUserText(req.Messages), limit, req.Stream)
 	}
@@ -277,21 +322,25 @@ func (s *Server) promptTokens(req *openai.ChatRequest) int {
 }
 
 // complete sends a JSON answer after the time the tokens would take.
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, id string, a answer, usage *openai.Usage, broken bool) {
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, wf wire, req *openai.ChatRequest, id string, a answer, usage *openai.Usage, broken bool) {
+	msg := openai.ResponseMessage{Role: "assistant", Content: &a.text}
+	if a.call != nil {
+		msg = openai.ResponseMessage{Role: "assistant", ToolCalls: []openai.ToolCall{*a.call}}
+	}
 	resp := openai.ChatResponse{
 		ID:      id,
 		Object:  "chat.completion",
 		Created: time.Now().Unix(),
 		Model:   req.Model,
 		Choices: []openai.Choice{{
-			Message:      openai.ResponseMessage{Role: "assistant", Content: &a.text},
+			Message:      msg,
 			FinishReason: a.finish,
 		}},
 		Usage: usage,
 	}
-	body, err := json.Marshal(&resp)
+	body, err := wf.encode(&resp)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "api_error", "server_error", "", "encode response: "+err.Error())
+		wf.writeError(w, http.StatusInternalServerError, "server_error", "", "encode response: "+err.Error())
 		return
 	}
 	p := pacer{start: time.Now()}
@@ -309,26 +358,21 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, req *openai.Ch
 	writeBody(w, http.StatusOK, body)
 }
 
-// stream sends the answer as chat.completion.chunk events: the role, one
-// chunk per piece, the finish reason, the usage when asked for, [DONE].
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, id string, a answer, usage *openai.Usage, broken bool) {
+// stream sends the answer as chunks, through the wire format's encoder:
+// the role, one chunk per piece (text, or a tool call's name and then its
+// arguments), the finish reason, the usage when asked for, the end.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, wf wire, req *openai.ChatRequest, id string, a answer, usage *openai.Usage, broken bool) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 
 	rc := http.NewResponseController(w)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	enc := wf.streamEncoder(w, id, req.Model)
 	choice := []openai.ChunkChoice{{}}
 	chunk := openai.Chunk{ID: id, Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: req.Model, Choices: choice}
 	send := func() error {
-		buf.Reset()
-		if err := enc.Encode(&chunk); err != nil {
-			return err
-		}
-		if err := sse.WriteData(w, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
+		if err := enc.chunk(&chunk); err != nil {
 			return err
 		}
 		return rc.Flush()
@@ -340,6 +384,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *openai.Chat
 	}
 	p := pacer{start: time.Now()}
 	defer p.stop()
+	zero := 0
 	for i, piece := range a.pieces {
 		if broken && i == breakAfter {
 			break
@@ -348,7 +393,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *openai.Chat
 		if p.wait(r, s.cfg.TTFT+s.tokenTime(i)) != nil {
 			return
 		}
-		choice[0].Delta = openai.Delta{Content: piece}
+		switch {
+		case a.call != nil && i == 0:
+			choice[0].Delta = openai.Delta{ToolCalls: []openai.ToolCall{{Index: &zero, ID: a.call.ID, Type: "function",
+				Function: openai.FunctionCall{Name: a.call.Function.Name, Arguments: piece}}}}
+		case a.call != nil:
+			choice[0].Delta = openai.Delta{ToolCalls: []openai.ToolCall{{Index: &zero, Type: "function", Function: openai.FunctionCall{Arguments: piece}}}}
+		default:
+			choice[0].Delta = openai.Delta{Content: piece}
+		}
 		if send() != nil {
 			return
 		}
@@ -371,7 +424,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *openai.Chat
 			return
 		}
 	}
-	if sse.WriteDone(w) == nil {
+	if enc.finish() == nil {
 		_ = rc.Flush()
 	}
 }
