@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,7 +20,7 @@ import (
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/engine/pii"
 	"github.com/tollgate/tollgate/proxy/openai"
-	"github.com/tollgate/tollgate/proxy/provider"
+	"github.com/tollgate/tollgate/proxy/router"
 	"github.com/tollgate/tollgate/proxy/quota"
 	"github.com/tollgate/tollgate/proxy/sse"
 )
@@ -190,11 +189,12 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	s.metrics.decisions.WithLabelValues("allow").Inc()
 	st.ev.Allowed = true
 
-	target, up, err := s.route(req.Model, d.Route)
+	plan, err := s.plan(req.Model, d.Route)
 	if err != nil {
 		return err
 	}
-	st.ev.ModelRouted, st.ev.Provider = target.Model, up.Name()
+	first := plan.Targets[0]
+	st.ev.ModelRouted, st.ev.Provider = first.Model, first.Provider
 
 	var opts engine.MaskOptions
 	for _, r := range d.Mask.Rules {
@@ -216,21 +216,32 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return apiError(http.StatusBadRequest, "pii_blocked", fmt.Sprintf("the request contains %s, which policy forbids sending to a model; remove it and retry", strings.Join(m.Blocked, ", ")))
 	}
 
-	if err := s.reserve(c, st, policy, d.Limits, in, target.Model, req.Stream && d.Stream.Cutoff); err != nil {
+	if err := s.reserve(c, st, policy, d.Limits, in, priciest(policy, st.start, plan, in), req.Stream && d.Stream.Cutoff); err != nil {
 		return err
 	}
 
-	req.Model = target.Model
 	clientUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	if req.Stream {
 		// Always ask for usage so that the charge is the provider's count.
 		req.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+		return s.relayStream(c, st, policy, plan, d.Route, req, clientUsage)
 	}
-	st.ev.Attempts = 1
-	if req.Stream {
-		return s.relayStream(c, st, policy, up, req, clientUsage)
+	return s.relayJSON(c, st, policy, plan, d.Route, req)
+}
+
+// priciest returns the model of the plan whose price for the request's
+// upper bound is highest, so that the reservation covers any fallback.
+func priciest(p *engine.Policy, at time.Time, plan router.Plan, in *engine.Input) string {
+	u := engine.Usage{PromptTokens: int64(in.Tokens.Prompt), CompletionTokens: int64(in.Tokens.MaxCompletion)}
+	best, bestCost := plan.Targets[0].Model, int64(-1)
+	for _, list := range [][]router.Target{plan.Targets, plan.Fallbacks} {
+		for _, t := range list {
+			if cost, _ := p.Prices.CostMicros(t.Model, at, u); cost > bestCost {
+				best, bestCost = t.Model, cost
+			}
+		}
 	}
-	return s.relayJSON(c, st, policy, up, req)
+	return best
 }
 
 // policyHeaders returns the allow-listed request headers the policy sees,
@@ -264,42 +275,6 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		return nil, apiError(http.StatusBadRequest, "invalid_request", "could not read the request body: "+err.Error())
 	}
 	return body, nil
-}
-
-// route picks the upstream: the decision's targets by weight, else the
-// first upstream that serves the requested model.
-func (s *Server) route(model string, rt *engine.Route) (engine.Target, Upstream, error) {
-	if rt != nil && len(rt.Targets) > 0 {
-		t := pickWeighted(rt.Targets)
-		up, ok := s.upstreams[t.Provider]
-		if !ok {
-			return t, nil, apiError(http.StatusInternalServerError, "route_invalid", fmt.Sprintf("the policy routed to provider %q, which this gateway does not configure", t.Provider))
-		}
-		return t, up, nil
-	}
-	names := s.deps.Models[model]
-	if len(names) == 0 {
-		return engine.Target{}, nil, apiError(http.StatusNotFound, "model_not_found", fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the models you can use", model))
-	}
-	return engine.Target{Provider: names[0], Model: model}, s.upstreams[names[0]], nil
-}
-
-func pickWeighted(ts []engine.Target) engine.Target {
-	total := 0
-	for _, t := range ts {
-		total += t.Weight
-	}
-	if total <= 0 {
-		return ts[0]
-	}
-	n := mrand.IntN(total)
-	for _, t := range ts {
-		if n < t.Weight {
-			return t
-		}
-		n -= t.Weight
-	}
-	return ts[len(ts)-1]
 }
 
 // reserve charges the upper bound of the request against every limit: the
@@ -434,68 +409,20 @@ func (s *Server) grow(ctx context.Context, st *call, p *engine.Policy, n int64) 
 	return nil
 }
 
-// upstreamFailure turns a failed upstream call into the client's error.
-func (s *Server) upstreamFailure(ctx context.Context, st *call, up Upstream, err error) error {
-	var ue *provider.UpstreamError
-	if errors.As(err, &ue) {
-		s.metrics.upstream.WithLabelValues(up.Name(), strconv.Itoa(ue.Status)).Inc()
-		st.ev.Error = "upstream_" + strconv.Itoa(ue.Status)
-		ae := &APIError{Status: ue.Status, Type: ue.Body.Error.Type, Code: ue.Body.Error.Code, Message: ue.Body.Error.Message}
-		if ae.Type == "" {
-			ae.Type = typeFor(ue.Status)
-		}
-		if ae.Code == "" {
-			ae.Code = "upstream_error"
-		}
-		if ue.RetryAfter != "" {
-			ae.Header = http.Header{"Retry-After": []string{ue.RetryAfter}}
-		}
-		return ae
-	}
-	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		s.metrics.upstream.WithLabelValues(up.Name(), "timeout").Inc()
-		return apiError(http.StatusGatewayTimeout, "upstream_timeout", fmt.Sprintf("provider %s did not answer within %s; retry later", up.Name(), up.Timeout()))
-	}
-	if errors.Is(err, context.Canceled) {
-		s.metrics.upstream.WithLabelValues(up.Name(), "client_gone").Inc()
-		return apiError(499, "client_closed_request", "the client closed the request")
-	}
-	s.metrics.upstream.WithLabelValues(up.Name(), "error").Inc()
-	s.deps.Log.Warn("upstream call", "request_id", st.ev.RequestID, "provider", up.Name(), "err", err)
-	return apiError(http.StatusBadGateway, "upstream_unavailable", fmt.Sprintf("provider %s could not be reached; retry later", up.Name()))
-}
-
-func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, up Upstream, req *openai.ChatRequest) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), up.Timeout())
-	defer cancel()
-	resp, err := up.Send(ctx, req)
+func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, plan router.Plan, rt *engine.Route, req *openai.ChatRequest) error {
+	out, err := s.complete(c, st, plan, rt, req)
 	if err != nil {
-		return s.upstreamFailure(ctx, st, up, err)
+		return err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
-	if err != nil {
-		return s.upstreamFailure(ctx, st, up, err)
-	}
-	var out struct {
-		Choices []struct {
-			Message struct {
-				Content string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-		Usage *openai.Usage `json:"usage"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		s.metrics.upstream.WithLabelValues(up.Name(), "bad_response").Inc()
-		return apiError(http.StatusBadGateway, "upstream_bad_response", fmt.Sprintf("provider %s answered with a body that is not a chat completion", up.Name()))
-	}
-	s.metrics.upstream.WithLabelValues(up.Name(), "ok").Inc()
+	raw := out.Raw
 	u := engine.Usage{PromptTokens: st.ev.PromptTokensEstimated}
-	if out.Usage != nil {
-		u = usageOf(out.Usage)
-	} else {
-		for _, ch := range out.Choices {
-			u.CompletionTokens += int64(s.deps.Counter.Count(req.Model, ch.Message.Content))
+	if out.Response != nil && out.Response.Usage != nil {
+		u = usageOf(out.Response.Usage)
+	} else if out.Response != nil {
+		for _, ch := range out.Response.Choices {
+			if ch.Message.Content != nil {
+				u.CompletionTokens += int64(s.deps.Counter.Count(req.Model, *ch.Message.Content))
+			}
 		}
 	}
 	s.settle(c.Request().Context(), st, p, u)
@@ -563,30 +490,19 @@ func cutoffReason(err error) (code, message string) {
 	return "quota_error", "the gateway ended this answer: it could not meter the rest against your budget"
 }
 
-// relayStream relays the upstream's SSE stream event by event, flushing each
-// one, and charges what was delivered.
-func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upstream, req *openai.ChatRequest, clientUsage bool) error {
+// relayStream relays the upstream's stream chunk by chunk, flushing each
+// one, and charges what was delivered. The router retries and falls back
+// until a stream's first chunk arrives; once anything has been sent to the
+// client, a failure ends the stream with an error event instead.
+func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, plan router.Plan, rt *engine.Route, req *openai.ChatRequest, clientUsage bool) error {
 	rctx := c.Request().Context()
-	ctx, cancel := context.WithCancel(rctx)
-	defer cancel()
-	// The timeout bounds the wait for the first event, as provider.Config
-	// documents: an upstream that sends its headers and then stalls must not
-	// hold the client (and its reservation) forever.
-	timer := time.AfterFunc(up.Timeout(), cancel)
-	resp, err := up.Send(ctx, req)
+	o, err := s.open(c, st, plan, rt, req)
 	if err != nil {
-		if !timer.Stop() && rctx.Err() == nil {
-			err = context.DeadlineExceeded
-		}
-		return s.upstreamFailure(ctx, st, up, err)
+		return err
 	}
-	defer resp.Body.Close()
-	rd := sse.NewReader(resp.Body)
-	first, firstErr := rd.Next()
-	if !timer.Stop() && rctx.Err() == nil {
-		return s.upstreamFailure(ctx, st, up, context.DeadlineExceeded)
-	}
-	s.metrics.upstream.WithLabelValues(up.Name(), "ok").Inc()
+	defer o.cancel()
+	defer o.stream.Close()
+	up := o.up
 	s.metrics.streamsActive.Inc()
 	defer s.metrics.streamsActive.Dec()
 
@@ -611,23 +527,11 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 	}
 	maskFailed := false
 	for pending := true; ; pending = false {
-		ev, err := first, firstErr
+		ch, err := o.first, o.firstErr
 		if !pending {
-			ev, err = rd.Next()
+			ch, err = o.stream.Next()
 		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				upstreamBroke = rctx.Err() == nil
-				clientGone = rctx.Err() != nil
-			} else {
-				upstreamBroke = true // EOF without [DONE]
-			}
-			break
-		}
-		if len(ev.Data) == 0 {
-			continue
-		}
-		if string(ev.Data) == "[DONE]" {
+		if errors.Is(err, io.EOF) {
 			if masks != nil && !s.flushHeld(w, st, masks, last, req) {
 				maskFailed = true
 				break
@@ -638,58 +542,57 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 			w.Flush()
 			break
 		}
-		var ch streamChunk
-		if json.Unmarshal(ev.Data, &ch) == nil {
-			if ch.Usage != nil {
-				usage = ch.Usage
+		if err != nil {
+			clientGone = rctx.Err() != nil
+			upstreamBroke = !clientGone
+			if upstreamBroke {
+				s.deps.Log.Warn("upstream stream broke", "request_id", st.ev.RequestID, "provider", up.Name(), "err", err)
 			}
-			if ch.ID != "" {
-				last.ID, last.Created, last.Model = ch.ID, ch.Created, ch.Model
-			}
-			if st.meter != nil {
-				var n int64
-				for _, x := range ch.Choices {
-					if x.Delta.Content != "" {
-						n += int64(s.deps.Counter.Count(req.Model, x.Delta.Content))
-					}
-					choices = max(choices, x.Index+1)
-				}
-				if n > 0 {
-					if err := s.grow(rctx, st, p, n); err != nil {
-						if rctx.Err() != nil {
-							clientGone = true
-						} else {
-							cutErr = err
-						}
-						break
-					}
-				}
-			}
-			for _, x := range ch.Choices {
-				if x.Delta.Content != "" && st.ev.TTFTMS == 0 {
-					st.ev.TTFTMS = float64(s.now().Sub(st.start).Microseconds()) / 1000
-				}
-				delivered.WriteString(x.Delta.Content)
-			}
-			if ch.Usage != nil && len(ch.Choices) == 0 && !clientUsage {
-				continue // the client did not ask for the usage chunk
-			}
-			if masks != nil && len(ch.Choices) > 0 {
-				data, err := masks.rewriteChunk(ev.Data)
-				if err != nil {
-					s.deps.Log.Error("response masking failed; the stream is ended", "request_id", st.ev.RequestID, "err", err)
-					maskFailed = true
-					break
-				}
-				ev.Data = data
-			}
-		} else if masks != nil {
-			// Fail closed: an event the gateway cannot read is not relayed
-			// when the answer must be masked.
-			maskFailed = true
 			break
 		}
-		if err := sse.WriteData(w, ev.Data); err != nil {
+		if ch.Usage != nil {
+			usage = ch.Usage
+		}
+		if ch.ID != "" {
+			last.ID, last.Created, last.Model = ch.ID, ch.Created, ch.Model
+		}
+		if st.meter != nil {
+			var n int64
+			for _, x := range ch.Choices {
+				if x.Delta.Content != "" {
+					n += int64(s.deps.Counter.Count(req.Model, x.Delta.Content))
+				}
+				choices = max(choices, x.Index+1)
+			}
+			if n > 0 {
+				if err := s.grow(rctx, st, p, n); err != nil {
+					if rctx.Err() != nil {
+						clientGone = true
+					} else {
+						cutErr = err
+					}
+					break
+				}
+			}
+		}
+		if text := ch.Text(); text != "" {
+			if st.ev.TTFTMS == 0 {
+				st.ev.TTFTMS = float64(s.now().Sub(st.start).Microseconds()) / 1000
+			}
+			delivered.WriteString(text)
+		}
+		if ch.UsageOnly() && !clientUsage {
+			continue // the client did not ask for the usage chunk
+		}
+		data := ch.Raw
+		if masks != nil && len(ch.Choices) > 0 {
+			if data, err = masks.rewriteChunk(ch.Raw); err != nil {
+				s.deps.Log.Error("response masking failed; the stream is ended", "request_id", st.ev.RequestID, "err", err)
+				maskFailed = true
+				break
+			}
+		}
+		if err := sse.WriteData(w, data); err != nil {
 			clientGone = true
 			break
 		}
@@ -710,7 +613,7 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 		u.CompletionTokens = int64(s.deps.Counter.Count(req.Model, delivered.String()))
 	}
 	if cutErr != nil {
-		cancel() // stop the upstream generating what nobody pays for
+		o.cancel() // stop the upstream generating what nobody pays for
 		if masks != nil && !s.flushHeld(w, st, masks, last, req) {
 			maskFailed = true
 		} else {
@@ -718,7 +621,7 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 		}
 	}
 	if maskFailed && !clientGone {
-		cancel()
+		o.cancel()
 		upstreamBroke = false
 		st.ev.Error = "response_mask_failed"
 		data, _ := json.Marshal(openai.ErrorResponse{Error: openai.ErrorDetail{
@@ -728,7 +631,7 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, up Upst
 		_ = sse.WriteData(w, data)
 		w.Flush()
 	}
-	if upstreamBroke && !clientGone {
+	if upstreamBroke {
 		st.ev.Error = "upstream_stream_broken"
 		data, _ := json.Marshal(openai.ErrorResponse{Error: openai.ErrorDetail{
 			Message: fmt.Sprintf("provider %s ended the stream early; the answer is incomplete", up.Name()),

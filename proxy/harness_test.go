@@ -63,6 +63,8 @@ type harnessOpts struct {
 	now func() time.Time
 	// shadow is a candidate bundle evaluated in shadow mode; nil means none.
 	shadow fs.FS
+	// server adjusts the server configuration (retries, router).
+	server func(*Config)
 }
 
 // steppingClock starts at testNow and advances by step at every reading, so
@@ -187,7 +189,11 @@ func newHarness(tb testing.TB, o harnessOpts) *harness {
 	if now == nil {
 		now = func() time.Time { return testNow }
 	}
-	h.srv, err = New(Config{MaxBodyBytes: o.maxBody}, Deps{
+	cfg := Config{MaxBodyBytes: o.maxBody}
+	if o.server != nil {
+		o.server(&cfg)
+	}
+	h.srv, err = New(cfg, Deps{
 		Engine:    eng,
 		Builder:   engine.NewBuilder(counter, pii.NewScanner()),
 		Counter:   counter,

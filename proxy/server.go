@@ -27,7 +27,9 @@ import (
 	"github.com/tollgate/tollgate/engine/tokens"
 	"github.com/tollgate/tollgate/proxy/auth"
 	"github.com/tollgate/tollgate/proxy/openai"
+	"github.com/tollgate/tollgate/proxy/provider"
 	"github.com/tollgate/tollgate/proxy/quota"
+	"github.com/tollgate/tollgate/proxy/router"
 )
 
 // Config is the server section of the configuration.
@@ -43,6 +45,16 @@ type Config struct {
 	// PolicyHeaders are the request headers the policy sees as
 	// input.request.headers (never credentials).
 	PolicyHeaders []string `yaml:"policy_headers"`
+	// UpstreamDeadline bounds the search for an answer across retries and
+	// fallbacks: the whole call when not streaming, until the first chunk
+	// when streaming (default 120s).
+	UpstreamDeadline string `yaml:"upstream_deadline"`
+	// Retries is how often a failing upstream is retried (5xx, connection
+	// errors) before the next one, when the decision has no route (default
+	// 1); a route sets its own.
+	Retries *int `yaml:"retries"`
+	// Router tunes circuit breakers and backoff.
+	Router router.Config `yaml:"router"`
 }
 
 // Defaults fills empty fields.
@@ -68,6 +80,13 @@ func (c *Config) Defaults() {
 	if c.PolicyHeaders == nil {
 		c.PolicyHeaders = []string{"X-Tollgate-Preference", "X-Tollgate-Project"}
 	}
+	if c.UpstreamDeadline == "" {
+		c.UpstreamDeadline = "120s"
+	}
+	if c.Retries == nil {
+		one := 1
+		c.Retries = &one
+	}
 }
 
 // Validate reports every problem.
@@ -88,10 +107,14 @@ func (c *Config) Validate() error {
 	for _, d := range []struct{ name, v string }{
 		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
 		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"upstream_deadline", c.UpstreamDeadline},
 	} {
 		if x, err := time.ParseDuration(d.v); err != nil || x <= 0 {
 			errs = append(errs, fmt.Errorf("server.%s: %q is not a positive duration (want e.g. \"30s\")", d.name, d.v))
 		}
+	}
+	if c.Retries != nil && (*c.Retries < 0 || *c.Retries > 10) {
+		errs = append(errs, fmt.Errorf("server.retries: %d is out of range (want 0 to 10)", *c.Retries))
 	}
 	return errors.Join(errs...)
 }
@@ -105,7 +128,8 @@ func mustDuration(s string) time.Duration {
 type Upstream interface {
 	Name() string
 	Timeout() time.Duration
-	Send(ctx context.Context, req *openai.ChatRequest) (*http.Response, error)
+	Complete(ctx context.Context, req *openai.ChatRequest) (*provider.Completion, error)
+	Stream(ctx context.Context, req *openai.ChatRequest) (*provider.Stream, error)
 }
 
 // Authenticator returns the principal of a request, or an error that
@@ -174,6 +198,9 @@ type Server struct {
 	models    []string
 	metrics   *metrics
 	now       func() time.Time
+	router    *router.Router
+	// deadline is cfg.UpstreamDeadline.
+	deadline time.Duration
 	// hashers caches the PII hasher of each tenant.
 	hashers sync.Map
 }
@@ -224,6 +251,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.metrics, err = newMetrics(deps.Registry); err != nil {
 		return nil, err
 	}
+	if s.router, err = router.New(cfg.Router, deps.Registry); err != nil {
+		return nil, err
+	}
+	s.deadline = mustDuration(cfg.UpstreamDeadline)
 
 	e := echo.New()
 	e.HideBanner = true

@@ -162,6 +162,11 @@ func (r *Router) Breaker(t Target) *Breaker {
 	return b
 }
 
+// StateGauge returns the circuit state metric of a target.
+func (r *Router) StateGauge(provider, model string) prometheus.Gauge {
+	return r.state.WithLabelValues(provider, model)
+}
+
 // Health returns the state and latency average of t.
 func (r *Router) Health(t Target) Health { return r.Breaker(t).Health(r.now()) }
 
