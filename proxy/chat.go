@@ -20,8 +20,8 @@ import (
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/engine/pii"
 	"github.com/tollgate/tollgate/proxy/openai"
-	"github.com/tollgate/tollgate/proxy/router"
 	"github.com/tollgate/tollgate/proxy/quota"
+	"github.com/tollgate/tollgate/proxy/router"
 	"github.com/tollgate/tollgate/proxy/sse"
 )
 
