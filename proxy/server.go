@@ -265,6 +265,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	}
 	e.POST("/v1/chat/completions", s.chatCompletions)
+	e.POST("/v1/messages", s.messages)
 	e.GET("/v1/models", s.listModels, s.authenticate)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
