@@ -248,7 +248,7 @@ func BenchmarkBuild(b *testing.B) {
 			{Role: "system", Content: openai.TextContent("You are a helpful assistant.")},
 			{Role: "user", Content: openai.TextContent(text)},
 		}}
-		in, _ := bld.Build(req, info, id)
+		in, _ := mustBuild(b, bld, req, info, id)
 		if !slices.Equal(in.PII.Types, []string{"CREDIT_CARD", "EMAIL"}) {
 			b.Fatalf("%s prompt: PII types %v, want CREDIT_CARD and EMAIL", size.name, in.PII.Types)
 		}
@@ -257,7 +257,7 @@ func BenchmarkBuild(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				bld.Build(req, info, id)
+				mustBuild(b, bld, req, info, id)
 			}
 		})
 	}

@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/engine/pii"
 	"github.com/tollgate/tollgate/engine/tokens"
@@ -29,14 +33,31 @@ func NewBuilder(counter *tokens.Counter, scanner *pii.Scanner) *Builder {
 // Scanner returns the PII scanner the builder uses, for the response side.
 func (b *Builder) Scanner() *pii.Scanner { return b.scanner }
 
+// Where a segment's text is, as in input.pii.findings[].where.
+const (
+	WhereContent        = "content"         // a message's content (string or text part)
+	WhereToolCall       = "tool_call"       // the arguments of an assistant's tool call
+	WhereToolDefinition = "tool_definition" // a tool definition (name, description, schema)
+)
+
 // Segment is one piece of text the provider will see, with its findings.
 type Segment struct {
+	// Where is WhereContent, WhereToolCall or WhereToolDefinition.
+	Where string
+	// Message is the message's index; -1 for a tool definition.
 	Message int
-	// Part is the index in an array content, -1 for a string content.
+	// Part is the index in an array content (-1 for a string content), of
+	// the tool call in the message, or of the tool definition.
 	Part     int
 	Role     string
 	Findings []pii.Finding
 }
+
+// ErrScan wraps a failure of the PII scan; the request must be refused.
+var ErrScan = errors.New("PII scan failed")
+
+// ScanTimeout bounds the PII scan of one request.
+const ScanTimeout = 2 * time.Second
 
 // Scan holds the PII findings of a request, so that masking needs no
 // second scan.
@@ -44,12 +65,17 @@ type Scan struct {
 	Segments []Segment
 }
 
-// Build returns the policy input for req and the PII scan behind it.
-func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) (*Input, *Scan) {
+// Build returns the policy input for req and the PII scan behind it. The
+// scan covers everything the provider will see: every message's content
+// (string or text parts), the arguments of assistants' tool calls and the
+// tool definitions. A scan that fails (too large, timed out, or any fault
+// of the scanner) returns an error wrapping ErrScan: nothing is forwarded
+// unscanned.
+func (b *Builder) Build(ctx context.Context, req *openai.ChatRequest, info RequestInfo, id Identity) (*Input, *Scan, error) {
+	ctx, cancel := context.WithTimeout(ctx, ScanTimeout)
+	defer cancel()
 	msgs := make([]tokens.Message, len(req.Messages))
-	scan := &Scan{}
-	findings := map[findingKey]int{}
-	var order []findingKey
+	sc := scanState{b: b, ctx: ctx, scan: &Scan{}, counts: map[findingKey]int{}}
 	var guard GuardrailSignals
 	code := false
 	for i, m := range req.Messages {
@@ -57,15 +83,26 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 		if !code && strings.Contains(msgs[i].Content, "```") {
 			code = true
 		}
-		b.scanText(scan, i, -1, m.Role, m.Content.Text, findings, &order)
+		sc.text(WhereContent, i, -1, m.Role, m.Content.Text)
 		guard.add(m.Content.Text)
 		for j, p := range m.Content.Parts {
 			if p.Type == "text" {
-				b.scanText(scan, i, j, m.Role, p.Text, findings, &order)
+				sc.text(WhereContent, i, j, m.Role, p.Text)
 				guard.add(p.Text)
 			}
 		}
+		for j, tc := range m.ToolCalls {
+			sc.text(WhereToolCall, i, j, m.Role, tc.Function.Arguments)
+			guard.add(tc.Function.Arguments)
+		}
 	}
+	for j, t := range req.Tools {
+		sc.text(WhereToolDefinition, -1, j, "", string(t.Function))
+	}
+	if sc.err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrScan, sc.err)
+	}
+	scan, findings, order := sc.scan, sc.counts, sc.order
 	in := &Input{
 		Request:  info,
 		Identity: id,
@@ -88,7 +125,11 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 
 	types := map[string]bool{}
 	for _, k := range order {
-		in.PII.Findings = append(in.PII.Findings, PIIFinding{Type: k.typ, Count: findings[k], Message: k.message, Role: req.Messages[k.message].Role})
+		role := ""
+		if k.message >= 0 {
+			role = req.Messages[k.message].Role
+		}
+		in.PII.Findings = append(in.PII.Findings, PIIFinding{Type: k.typ, Count: findings[k], Message: k.message, Role: role, Where: k.where})
 		if !types[k.typ] {
 			types[k.typ] = true
 			in.PII.Types = append(in.PII.Types, k.typ)
@@ -104,7 +145,7 @@ func (b *Builder) Build(req *openai.ChatRequest, info RequestInfo, id Identity) 
 	}
 	in.Guardrails = guard
 	in.Complexity = estimateComplexity(in.Tokens.Prompt, len(req.Messages), len(req.Tools), code, lastUser)
-	return in, scan
+	return in, scan, nil
 }
 
 // toolNames returns the names of the function tools; a tool whose name
@@ -125,23 +166,39 @@ func toolNames(tools []openai.Tool) []string {
 type findingKey struct {
 	typ     string
 	message int
+	where   string
 }
 
-func (b *Builder) scanText(scan *Scan, msg, part int, role, text string, counts map[findingKey]int, order *[]findingKey) {
-	if text == "" {
+// scanState gathers the findings of one request; the first scan error
+// stops it.
+type scanState struct {
+	b      *Builder
+	ctx    context.Context
+	scan   *Scan
+	counts map[findingKey]int
+	order  []findingKey
+	err    error
+}
+
+func (s *scanState) text(where string, msg, part int, role, text string) {
+	if text == "" || s.err != nil {
 		return
 	}
-	fs := b.scanner.Scan(text, nil)
+	fs, err := s.b.scanner.ScanContext(s.ctx, text, nil)
+	if err != nil {
+		s.err = err
+		return
+	}
 	if len(fs) == 0 {
 		return
 	}
-	scan.Segments = append(scan.Segments, Segment{Message: msg, Part: part, Role: role, Findings: fs})
+	s.scan.Segments = append(s.scan.Segments, Segment{Where: where, Message: msg, Part: part, Role: role, Findings: fs})
 	for _, f := range fs {
-		k := findingKey{typ: f.Type, message: msg}
-		if counts[k] == 0 {
-			*order = append(*order, k)
+		k := findingKey{typ: f.Type, message: msg, where: where}
+		if s.counts[k] == 0 {
+			s.order = append(s.order, k)
 		}
-		counts[k]++
+		s.counts[k]++
 	}
 }
 
@@ -197,11 +254,20 @@ func ApplyMaskWith(req *openai.ChatRequest, scan *Scan, m Mask, opts MaskOptions
 		return out, ok
 	}
 	for _, s := range scan.Segments {
-		msg := &req.Messages[s.Message]
-		if s.Part >= 0 {
-			msg.Content.Parts[s.Part].Text = pii.Mask(msg.Content.Parts[s.Part].Text, s.Findings, replace)
-		} else {
-			msg.Content.Text = pii.Mask(msg.Content.Text, s.Findings, replace)
+		switch s.Where {
+		case WhereToolDefinition:
+			t := &req.Tools[s.Part]
+			t.Function = json.RawMessage(pii.Mask(string(t.Function), s.Findings, replace))
+		case WhereToolCall:
+			fn := &req.Messages[s.Message].ToolCalls[s.Part].Function
+			fn.Arguments = pii.Mask(fn.Arguments, s.Findings, replace)
+		default:
+			msg := &req.Messages[s.Message]
+			if s.Part >= 0 {
+				msg.Content.Parts[s.Part].Text = pii.Mask(msg.Content.Parts[s.Part].Text, s.Findings, replace)
+			} else {
+				msg.Content.Text = pii.Mask(msg.Content.Text, s.Findings, replace)
+			}
 		}
 	}
 	return res

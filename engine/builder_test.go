@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +32,16 @@ func testCounter(t testing.TB) *tokens.Counter {
 		t.Fatalf("tokens.New: %v", counterErr)
 	}
 	return counter
+}
+
+// mustBuild builds the input of req, failing the test when the scan fails.
+func mustBuild(tb testing.TB, b *Builder, req *openai.ChatRequest, info RequestInfo, id Identity) (*Input, *Scan) {
+	tb.Helper()
+	in, scan, err := b.Build(tb.Context(), req, info, id)
+	if err != nil {
+		tb.Fatalf("Build: %v", err)
+	}
+	return in, scan
 }
 
 func newBuilder(t testing.TB) *Builder {
@@ -116,7 +128,7 @@ func TestBuildTokens(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			req := parseChat(t, tt.body)
-			in, _ := b.Build(req, RequestInfo{}, Identity{})
+			in, _ := mustBuild(t, b, req, RequestInfo{}, Identity{})
 			want := Tokens{
 				Prompt:         testCounter(t).CountChat(req.Model, tt.msgs),
 				MaxCompletion:  tt.wantCompletion,
@@ -142,7 +154,7 @@ func TestBuildCopiesRequestFields(t *testing.T) {
 		"\"messages\": [{\"role\": \"user\", \"content\": \"Fix this:\\n```go\\nfunc main() {}\\n```\"}, {\"role\": \"assistant\", \"content\": \"Done.\"}, {\"role\": \"user\", \"content\": \"Thanks\"}]}")
 	info := RequestInfo{ID: "req_9", Path: "/v1/chat/completions", ReceivedAt: time.Unix(1700000000, 0), ClientIP: "198.51.100.4", Headers: map[string]string{"x-project": "p"}}
 	id := Identity{Subject: "ana", Kind: "user", Auth: "oidc", Team: "ml", Roles: []string{"analyst"}}
-	in, _ := newBuilder(t).Build(req, info, id)
+	in, _ := mustBuild(t, newBuilder(t), req, info, id)
 
 	wantInfo := info
 	wantInfo.Stream = true
@@ -170,15 +182,15 @@ func TestBuildCopiesRequestFields(t *testing.T) {
 func TestBuildPIISummary(t *testing.T) {
 	t.Parallel()
 	req := parseChat(t, piiRequest)
-	in, scan := newBuilder(t).Build(req, RequestInfo{}, Identity{})
+	in, scan := mustBuild(t, newBuilder(t), req, RequestInfo{}, Identity{})
 
 	wantPII := PIISummary{
 		Types: []string{"CREDIT_CARD", "EMAIL", "PHONE"},
 		Findings: []PIIFinding{
-			{Type: "EMAIL", Count: 2, Message: 1, Role: "user"},
-			{Type: "CREDIT_CARD", Count: 1, Message: 1, Role: "user"},
-			{Type: "PHONE", Count: 1, Message: 3, Role: "user"},
-			{Type: "EMAIL", Count: 1, Message: 3, Role: "user"},
+			{Type: "EMAIL", Count: 2, Message: 1, Role: "user", Where: "content"},
+			{Type: "CREDIT_CARD", Count: 1, Message: 1, Role: "user", Where: "content"},
+			{Type: "PHONE", Count: 1, Message: 3, Role: "user", Where: "content"},
+			{Type: "EMAIL", Count: 1, Message: 3, Role: "user", Where: "content"},
 		},
 	}
 	if diff := cmp.Diff(wantPII, in.PII); diff != "" {
@@ -218,7 +230,7 @@ func TestBuildWithoutPII(t *testing.T) {
 	req := parseChat(t, `{"model": "echo", "messages": [
 		{"role": "system", "content": "Answer in 3 sentences or fewer; version 1.2.3, ticket INV-2024-000123."},
 		{"role": "user", "content": [{"type": "text", "text": "Meeting at 10:30 on 11/25/2026, room 4."}]}]}`)
-	in, scan := newBuilder(t).Build(req, RequestInfo{}, Identity{})
+	in, scan := mustBuild(t, newBuilder(t), req, RequestInfo{}, Identity{})
 	if len(scan.Segments) != 0 {
 		t.Errorf("Scan = %+v, want no segments", scan.Segments)
 	}
@@ -309,7 +321,7 @@ func TestApplyMask(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			req := parseChat(t, piiRequest)
-			_, scan := newBuilder(t).Build(req, RequestInfo{}, Identity{})
+			_, scan := mustBuild(t, newBuilder(t), req, RequestInfo{}, Identity{})
 			untouched := parseChat(t, piiRequest)
 
 			res := ApplyMask(req, scan, tt.mask)
@@ -373,7 +385,7 @@ func TestApplyMaskWithTransforms(t *testing.T) {
 	}}
 	masked := func(tenant string) (*openai.ChatRequest, *pii.Placeholders, MaskResult) {
 		req := parseChat(t, piiRequest)
-		_, scan := newBuilder(t).Build(req, RequestInfo{}, Identity{})
+		_, scan := mustBuild(t, newBuilder(t), req, RequestInfo{}, Identity{})
 		h, err := pii.NewHasher([]byte("0123456789abcdef-test-secret"), tenant)
 		if err != nil {
 			t.Fatal(err)
@@ -399,5 +411,55 @@ func TestApplyMaskWithTransforms(t *testing.T) {
 	}
 	if other.Messages[1].Content.Text == text {
 		t.Errorf("two tenants got the same hash: %q", text)
+	}
+}
+
+// TestBuildScansToolsAndToolCalls checks that PII in tool definitions and
+// in assistants' tool-call arguments is found, located and masked, and that
+// masked JSON stays valid.
+func TestBuildScansToolsAndToolCalls(t *testing.T) {
+	t.Parallel()
+	req := parseChat(t, `{"model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "mail", "description": "Send mail; the admin is root@example.com", "parameters": {"type": "object"}}}],
+		"messages": [
+			{"role": "user", "content": "mail bob"},
+			{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "mail", "arguments": "{\"to\":\"bob@example.org\",\"cc\":\"ann@example.org\"}"}}]},
+			{"role": "tool", "tool_call_id": "c1", "content": "sent to bob@example.org"}]}`)
+	in, scan := mustBuild(t, newBuilder(t), req, RequestInfo{}, Identity{})
+	want := []PIIFinding{
+		{Type: "EMAIL", Count: 2, Message: 1, Role: "assistant", Where: WhereToolCall},
+		{Type: "EMAIL", Count: 1, Message: 2, Role: "tool", Where: WhereContent},
+		{Type: "EMAIL", Count: 1, Message: -1, Role: "", Where: WhereToolDefinition},
+	}
+	if diff := cmp.Diff(want, in.PII.Findings); diff != "" {
+		t.Fatalf("findings (-want +got):\n%s", diff)
+	}
+	res := ApplyMask(req, scan, Mask{Rules: []MaskRule{{Types: []string{"EMAIL"}, Action: ActionRedact}}})
+	if res.Masked != 4 {
+		t.Errorf("masked %d values, want 4", res.Masked)
+	}
+	var args map[string]string
+	if err := json.Unmarshal([]byte(req.Messages[1].ToolCalls[0].Function.Arguments), &args); err != nil || args["to"] != "[REDACTED:EMAIL]" || args["cc"] != "[REDACTED:EMAIL]" {
+		t.Errorf("tool-call arguments %q (%v); want valid JSON with both addresses redacted", req.Messages[1].ToolCalls[0].Function.Arguments, err)
+	}
+	var fn map[string]any
+	if err := json.Unmarshal(req.Tools[0].Function, &fn); err != nil || fn["description"] != "Send mail; the admin is [REDACTED:EMAIL]" {
+		t.Errorf("tool definition %s (%v); want valid JSON with the address redacted", req.Tools[0].Function, err)
+	}
+}
+
+// TestBuildFailsClosed checks that a request the scanner refuses is an
+// error, not an unscanned input.
+func TestBuildFailsClosed(t *testing.T) {
+	t.Parallel()
+	huge := strings.Repeat("a", pii.DefaultMaxBytes+1)
+	req := &openai.ChatRequest{Model: "gpt-4o", Messages: []openai.Message{{Role: "user", Content: openai.Content{Text: huge}}}}
+	if in, scan, err := newBuilder(t).Build(t.Context(), req, RequestInfo{}, Identity{}); !errors.Is(err, ErrScan) || in != nil || scan != nil {
+		t.Fatalf("Build of an oversized text: %v, %v, %v; want ErrScan and nothing else", in, scan, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	big := &openai.ChatRequest{Model: "gpt-4o", Messages: []openai.Message{{Role: "user", Content: openai.Content{Text: strings.Repeat("b", 1<<20)}}}}
+	if _, _, err := newBuilder(t).Build(ctx, big, RequestInfo{}, Identity{}); !errors.Is(err, ErrScan) {
+		t.Fatalf("Build with a cancelled context: %v; want ErrScan", err)
 	}
 }

@@ -86,7 +86,7 @@ func chatInput(subject string, roles []string, model string, piiTypes ...string)
 	}
 	for _, typ := range piiTypes {
 		in.PII.Types = append(in.PII.Types, typ)
-		in.PII.Findings = append(in.PII.Findings, PIIFinding{Type: typ, Count: 1, Role: "user"})
+		in.PII.Findings = append(in.PII.Findings, PIIFinding{Type: typ, Count: 1, Role: "user", Where: "content"})
 	}
 	return in
 }

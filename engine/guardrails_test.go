@@ -59,7 +59,7 @@ func TestBuildCountsGuardrailSignals(t *testing.T) {
 	req := parseChat(t, `{"model": "gpt-4o-mini", "messages": [
 		{"role": "system", "content": "be brief\u202e"},
 		{"role": "user", "content": [{"type": "text", "text": "hi\u200b there"}, {"type": "text", "text": "and\u200b more"}]}]}`)
-	in, _ := newBuilder(t).Build(req, RequestInfo{ID: "r"}, Identity{Subject: "dev", Kind: "user", Roles: []string{"developer"}, Team: "ml"})
+	in, _ := mustBuild(t, newBuilder(t), req, RequestInfo{ID: "r"}, Identity{Subject: "dev", Kind: "user", Roles: []string{"developer"}, Team: "ml"})
 	if want := (GuardrailSignals{HiddenUnicode: 2, BidiControls: 1}); in.Guardrails != want {
 		t.Fatalf("Guardrails = %+v, want %+v", in.Guardrails, want)
 	}

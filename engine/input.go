@@ -97,10 +97,14 @@ type PIISummary struct {
 
 // PIIFinding counts the findings of one type in one message.
 type PIIFinding struct {
-	Type    string
-	Count   int
+	Type  string
+	Count int
+	// Message is the message's index, -1 for tool definitions.
 	Message int
-	Role    string
+	// Role is the message's role, "" for tool definitions.
+	Role string
+	// Where is WhereContent, WhereToolCall or WhereToolDefinition.
+	Where string
 }
 
 // Complexity is a prompt-complexity estimate in [0,1] with its signals; see
@@ -276,6 +280,7 @@ func (s PIISummary) value() ast.Value {
 			item("count", ast.InternedTerm(f.Count)),
 			item("message", ast.InternedTerm(f.Message)),
 			item("role", ast.StringTerm(f.Role)),
+			item("where", ast.StringTerm(f.Where)),
 		)
 	}
 	return ast.NewObject(
@@ -294,7 +299,7 @@ var inputKeys = func() map[string]*ast.Term {
 		"id", "path", "stream", "received_at", "client_ip", "headers",
 		"subject", "kind", "auth", "key_id", "team", "org", "roles", "groups", "labels", "chain",
 		"requested", "provider_hint", "tools", "tool_names", "messages", "max_tokens", "temperature",
-		"prompt", "max_completion", "estimated_total", "types", "findings", "type", "count", "message", "role",
+		"prompt", "max_completion", "estimated_total", "types", "findings", "type", "count", "message", "role", "where",
 		"score", "turns", "code", "math", "reasoning", "prompt_tokens", "matched_phrases",
 		"guardrails", "hidden_unicode", "bidi_controls", "base64_blobs",
 	} {

@@ -53,9 +53,9 @@ func representativeInput() *Input {
 		PII: PIISummary{
 			Types: []string{"CREDIT_CARD", "EMAIL"},
 			Findings: []PIIFinding{
-				{Type: "EMAIL", Count: 2, Message: 1, Role: "user"},
-				{Type: "CREDIT_CARD", Count: 1, Message: 3, Role: "user"},
-				{Type: "EMAIL", Count: 1, Message: 3, Role: "user"},
+				{Type: "EMAIL", Count: 2, Message: 1, Role: "user", Where: "content"},
+				{Type: "CREDIT_CARD", Count: 1, Message: 3, Role: "user", Where: "content"},
+				{Type: "EMAIL", Count: 1, Message: 3, Role: "user", Where: "content"},
 			},
 		},
 		Complexity: Complexity{Score: 0.42, Turns: 6, Code: true, Reasoning: true, Tools: 3, PromptTokens: 1234},

@@ -142,7 +142,7 @@ func decisionInputs() []*Input {
 			}
 			for _, typ := range rq.pii {
 				in.PII.Types = append(in.PII.Types, typ)
-				in.PII.Findings = append(in.PII.Findings, PIIFinding{Type: typ, Count: 1, Role: "user"})
+				in.PII.Findings = append(in.PII.Findings, PIIFinding{Type: typ, Count: 1, Role: "user", Where: "content"})
 			}
 			ins = append(ins, in)
 		}

@@ -189,7 +189,7 @@ func builtInputs(t *testing.T, p *Policy) map[string]*Input {
 		if err != nil {
 			t.Fatalf("%s: ParseChatRequest: %v", tt.name, err)
 		}
-		in, _ := b.Build(req, tt.info, tt.id)
+		in, _ := mustBuild(t, b, req, tt.info, tt.id)
 		p.MatchPhrases(req, in)
 		out[tt.name] = in
 	}

@@ -164,10 +164,15 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return apiError(http.StatusServiceUnavailable, "policy_not_ready", "the gateway has not loaded a policy bundle yet; retry shortly")
 	}
 	st.ev.BundleRevision = policy.Revision
-	in, scan := s.deps.Builder.Build(req, engine.RequestInfo{
+	in, scan, err := s.deps.Builder.Build(ctx, req, engine.RequestInfo{
 		ID: st.ev.RequestID, Path: r.URL.Path, ReceivedAt: st.start, ClientIP: st.ev.ClientIP,
 		Headers: s.policyHeaders(r.Header),
 	}, id)
+	if err != nil {
+		// Fail closed: a request that could not be scanned is not sent.
+		s.deps.Log.Error("PII scan failed; the request is refused", "request_id", st.ev.RequestID, "err", err)
+		return apiError(http.StatusServiceUnavailable, "pii_scan_failed", "the gateway could not check this request for personal data, so it is not sent; retry, or shorten the request")
+	}
 	policy.MatchPhrases(req, in)
 	st.ev.PromptTokensEstimated = int64(in.Tokens.Prompt)
 	st.ev.PIITypes = in.PII.Types

@@ -87,9 +87,12 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Subject: *subject, Kind: *kind, Auth: "api_key", KeyID: *keyID, Team: *team, Org: *org,
 		Roles: splitList(*roles), Groups: []string{},
 	}
-	in, _ := engine.NewBuilder(counter, pii.NewScanner()).Build(req, engine.RequestInfo{
+	in, _, err := engine.NewBuilder(counter, pii.NewScanner()).Build(ctx, req, engine.RequestInfo{
 		ID: "cli", Path: "/v1/chat/completions", ReceivedAt: time.Now(),
 	}, id)
+	if err != nil {
+		return err
+	}
 
 	// The first evaluation warms caches; the second is the one timed, as a
 	// running gateway would see it.

@@ -108,9 +108,9 @@ cases := [
 		"input": patched({"pii": {
 			"types": ["CREDIT_CARD", "EMAIL", "US_SSN"],
 			"findings": [
-				{"type": "EMAIL", "count": 2, "message": 0, "role": "user"},
-				{"type": "CREDIT_CARD", "count": 1, "message": 0, "role": "user"},
-				{"type": "US_SSN", "count": 1, "message": 1, "role": "tool"},
+				{"type": "EMAIL", "count": 2, "message": 0, "role": "user", "where": "content"},
+				{"type": "CREDIT_CARD", "count": 1, "message": 0, "role": "user", "where": "content"},
+				{"type": "US_SSN", "count": 1, "message": 1, "role": "tool", "where": "content"},
 			],
 		}}),
 		"pii": {
