@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,8 @@ type call struct {
 	// resp masks the answer and restores placeholders; nil when the answer
 	// is relayed as it is.
 	resp *respMask
+	// storePrompt keeps the prompt and the answer, masked, in the log.
+	storePrompt bool
 }
 
 // meter tracks the output tokens of a stream with cut-off against its
@@ -135,6 +138,12 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return errUnauthenticated
 	}
 	st.ev.Subject, st.ev.KeyID, st.ev.Team, st.ev.Org, st.ev.Kind = id.Subject, id.KeyID, id.Team, id.Org, id.Kind
+	if len(id.Chain) > 0 {
+		st.ev.User = id.Chain[0].Subject
+		for _, l := range id.Chain {
+			st.ev.AgentChain = append(st.ev.AgentChain, l.Subject)
+		}
+	}
 
 	body, err := s.readBody(c)
 	if err != nil {
@@ -176,8 +185,12 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	policy.MatchPhrases(req, in)
 	st.ev.PromptTokensEstimated = int64(in.Tokens.Prompt)
 	st.ev.PIITypes = in.PII.Types
+	if len(in.PII.Types) > 0 {
+		st.ev.PIICounts = make([]int, len(in.PII.Types))
+	}
 	for _, f := range in.PII.Findings {
 		st.ev.PIICount += f.Count
+		st.ev.PIICounts[slices.Index(in.PII.Types, f.Type)] += f.Count
 	}
 	d, err := s.decide(ctx, st, policy, in)
 	if err != nil {
@@ -185,6 +198,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		s.deps.Log.Error("policy evaluation", "request_id", st.ev.RequestID, "bundle_revision", policy.Revision, "err", err)
 		return apiError(http.StatusInternalServerError, "policy_error", "the policy could not decide on this request, so it is denied; the gateway logged the reason")
 	}
+	st.ev.Tags = s.tags(d.Log.Tags, r.Header.Get(metadataHeader))
 	if !d.Allow {
 		s.metrics.decisions.WithLabelValues("deny").Inc()
 		first := d.Deny[0]
@@ -219,6 +233,10 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		st.ev.Allowed = false
 		st.ev.DenyCode = "pii_blocked"
 		return apiError(http.StatusBadRequest, "pii_blocked", fmt.Sprintf("the request contains %s, which policy forbids sending to a model; remove it and retry", strings.Join(m.Blocked, ", ")))
+	}
+	if d.Log.StorePrompt {
+		st.storePrompt = true
+		st.ev.Prompt = s.promptText(req)
 	}
 
 	if err := s.reserve(c, st, policy, d.Limits, in, priciest(policy, st.start, plan, in), req.Stream && d.Stream.Cutoff); err != nil {
@@ -431,6 +449,15 @@ func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, plan rout
 		}
 	}
 	s.settle(c.Request().Context(), st, p, u)
+	if st.storePrompt && out.Response != nil {
+		var text strings.Builder
+		for _, ch := range out.Response.Choices {
+			if ch.Message.Content != nil {
+				text.WriteString(*ch.Message.Content)
+			}
+		}
+		st.ev.Response = s.redactAll(text.String())
+	}
 	if st.resp != nil {
 		if raw, err = st.resp.rewriteCompletion(raw); err != nil {
 			// Fail closed: an answer that could not be masked is not sent.
@@ -647,6 +674,9 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, plan ro
 	}
 	if clientGone {
 		st.ev.Error = "client_disconnected"
+	}
+	if st.storePrompt {
+		st.ev.Response = s.redactAll(delivered.String())
 	}
 	s.settle(rctx, st, p, u)
 	return nil

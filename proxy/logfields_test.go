@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestLogFields checks what the inference log gets besides the basics:
+// policy and metadata tags, per-type PII counts, and the prompt and answer
+// only when the policy says store_prompt, masked.
+func TestLogFields(t *testing.T) {
+	t.Parallel()
+	up := newSimUpstream(t)
+	for _, store := range []bool{false, true} {
+		policy := libraryWith(t, map[string]string{
+			"data/log/data.json": `{"store_prompt": {"default": ` + map[bool]string{false: "false", true: "true"}[store] + `}, "label_tags": [], "teams": {"ml": {"cost_center": "cc-ml"}}}`,
+		})
+		h := newHarness(t, harnessOpts{policy: policy, upstreams: []upstreamSpec{{name: "sim", url: up.URL, models: []string{"echo"}}}})
+		hdr := http.Header{}
+		hdr.Set(metadataHeader, "project=search; ticket=T-42, owner=jane.doe@example.com; bad key=x; cost_center=spoofed")
+		resp := h.do(t, t.Context(), http.MethodPost, "/v1/chat/completions",
+			chatBody("echo", "mail jane.doe@example.com and bob@example.org, call +1 415 555 0100", nil), hdr)
+		readAll(t, resp)
+		ev := h.events.one(t)
+		wantTags := map[string]string{"project": "search", "ticket": "T-42", "owner": "[REDACTED:EMAIL]", "cost_center": "cc-ml"}
+		if diff := cmp.Diff(wantTags, ev.Tags); diff != "" {
+			t.Errorf("store=%v: tags (-want +got):\n%s", store, diff)
+		}
+		if !cmp.Equal(ev.PIITypes, []string{"EMAIL", "PHONE"}) || !cmp.Equal(ev.PIICounts, []int{2, 1}) {
+			t.Errorf("store=%v: pii %v %v, want [EMAIL PHONE] [2 1]", store, ev.PIITypes, ev.PIICounts)
+		}
+		if !store {
+			if ev.Prompt != "" || ev.Response != "" {
+				t.Errorf("prompt %q response %q stored without store_prompt", ev.Prompt, ev.Response)
+			}
+			continue
+		}
+		if !strings.Contains(ev.Prompt, "user: mail [REDACTED:EMAIL] and [REDACTED:EMAIL]") || !strings.Contains(ev.Response, "[REDACTED:PHONE]") {
+			t.Errorf("stored prompt %q response %q; want both, masked", ev.Prompt, ev.Response)
+		}
+		if strings.Contains(ev.Prompt+ev.Response, "example.com") || strings.Contains(ev.Prompt+ev.Response, "555") {
+			t.Errorf("stored prompt or response holds a value: %q %q", ev.Prompt, ev.Response)
+		}
+	}
+}
