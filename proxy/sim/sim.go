@@ -131,6 +131,7 @@ func New(cfg Config, counter *tokens.Counter) (*Server, error) {
 	s.mux.HandleFunc("POST /v1beta/models/{call}", func(w http.ResponseWriter, r *http.Request) { s.chat(w, r, geminiWire{}) })
 	s.mux.HandleFunc("POST /v1/projects/{project}/locations/{location}/publishers/google/models/{call}", func(w http.ResponseWriter, r *http.Request) { s.chat(w, r, geminiWire{vertex: true}) })
 	s.mux.HandleFunc("GET /v1/models", s.listModels)
+	s.mux.HandleFunc("POST /v1/moderations", s.moderations)
 	s.mux.HandleFunc("/", s.notFound)
 	return s, nil
 }
