@@ -138,6 +138,12 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (engine.Identity, error)
 }
 
+// KeyAdmin lists and revokes the keys of a key store.
+type KeyAdmin interface {
+	List(ctx context.Context) ([]auth.KeyRecord, error)
+	Revoke(ctx context.Context, id string) (auth.KeyRecord, error)
+}
+
 // keysAuth authenticates with API keys alone.
 type keysAuth struct{ keys *auth.Keys }
 
@@ -183,6 +189,10 @@ type Deps struct {
 	// Bundles reports the policy bundle loader's state for /readyz; nil
 	// when the engine is loaded by hand (tests).
 	Bundles func() bundles.Status
+	// ConfigKeys are the API keys of the config file, listed by the admin
+	// API (never their hashes); KeyStore, when set, the keys in Redis.
+	ConfigKeys []auth.KeyConfig
+	KeyStore   KeyAdmin
 	// HashSecret keys the PII hash action (per tenant: the caller's org).
 	// Empty means a random secret for this process: hashes are then stable
 	// only until it restarts and differ across replicas.

@@ -106,6 +106,24 @@ func (f *Failover) Refund(ctx context.Context, r *Reservation) error {
 	return f.backend(r).Refund(ctx, r)
 }
 
+// Usage reads the counters of limit's scope from the primary, or, in open
+// mode while the primary is unavailable, from the fallback.
+func (f *Failover) Usage(ctx context.Context, now time.Time, limit Limit) (Amount, error) {
+	type usager interface {
+		Usage(ctx context.Context, now time.Time, limit Limit) (Amount, error)
+	}
+	p, ok := f.primary.(usager)
+	if !ok {
+		return Amount{}, errors.New("quota usage: the backend cannot report usage")
+	}
+	if f.open && f.skipPrimary(now) {
+		if fb, ok := f.fallback.(usager); ok {
+			return fb.Usage(ctx, now, limit)
+		}
+	}
+	return p.Usage(ctx, now, limit)
+}
+
 func (f *Failover) backend(r *Reservation) Limiter {
 	if f.fallback != nil && owns(f.fallback, r) {
 		return f.fallback
