@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -110,7 +112,8 @@ type ClickHouse struct {
 const insertColumns = "request_id, timestamp, subject, key_id, team, org, kind, " +
 	"model_requested, model_routed, provider, status, allowed, deny_code, bundle_revision, " +
 	"pii_types, pii_count, prompt_tokens_estimated, prompt_tokens, completion_tokens, cached_tokens, " +
-	"cost_micros, cost_usd, latency_ms, ttft_ms, stream, cut_off, attempts, error, path, client_ip"
+	"cost_micros, cost_usd, latency_ms, ttft_ms, stream, cut_off, attempts, error, path, client_ip, " +
+	"user, agent_chain, fallbacks, pii_counts, tag_keys, tag_values, prompt, response"
 
 // decisionColumns names every column InsertDecisions writes, in the order
 // of appendDecision's values.
@@ -190,7 +193,7 @@ func (c *ClickHouse) Migrate(ctx context.Context) error {
 			continue
 		}
 		for i, stmt := range m.Statements {
-			if err := c.conn.Exec(ctx, stmt); err != nil {
+			if err := c.conn.Exec(ctx, stmt); err != nil && !columnExists(stmt, err) {
 				return fmt.Errorf("migrate: %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -199,6 +202,41 @@ func (c *ClickHouse) Migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// columnExists reports whether err says the column an ADD COLUMN statement
+// adds is there already: the statement ran before, in a migration that was
+// interrupted. Servers before 19.x lack ADD COLUMN IF NOT EXISTS.
+func columnExists(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	return strings.Contains(stmt, " ADD COLUMN ") && errors.As(err, &ex) && ex.Code == codeIllegalColumn &&
+		strings.Contains(ex.Message, "already exists")
+}
+
+// codeIllegalColumn is ClickHouse's ILLEGAL_COLUMN error code.
+const codeIllegalColumn = 44
+
+// AppliedMigrations returns the versions recorded in schema_migrations,
+// ascending; none when the database or table does not exist yet.
+func (c *ClickHouse) AppliedMigrations(ctx context.Context) ([]int, error) {
+	var exists uint8
+	if err := c.conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = @db AND name = 'schema_migrations'",
+		clickhouse.Named("db", c.database)).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	if exists == 0 {
+		return nil, nil
+	}
+	applied, err := c.appliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(applied))
+	for v := range applied {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // appliedMigrations returns the versions recorded in schema_migrations.
@@ -284,6 +322,7 @@ func appendEvent(b driver.Batch, e *Event, now time.Time) error {
 	if ts.IsZero() {
 		ts = now
 	}
+	keys, values := sortedTags(e.Tags)
 	return b.Append(
 		e.RequestID,
 		ts,
@@ -315,7 +354,45 @@ func appendEvent(b driver.Batch, e *Event, now time.Time) error {
 		e.Error,
 		e.Path,
 		e.ClientIP,
+		e.User,
+		nonNil(e.AgentChain),
+		clampUint8(int64(e.Fallbacks)),
+		uint32s(e.PIICounts),
+		keys,
+		values,
+		nullable(e.Prompt),
+		nullable(e.Response),
 	)
+}
+
+// sortedTags returns tags as key and value arrays sorted by key.
+func sortedTags(tags map[string]string) (keys, values []string) {
+	keys = make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	values = make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = tags[k]
+	}
+	return keys, values
+}
+
+func uint32s(ns []int) []uint32 {
+	out := make([]uint32, len(ns))
+	for i, n := range ns {
+		out[i] = clampUint32(int64(n))
+	}
+	return out
+}
+
+// nullable maps "" to NULL, for the Nullable(String) columns.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // appendDecision appends d's values in decisionColumns order, converted to

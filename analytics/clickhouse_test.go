@@ -37,7 +37,7 @@ func TestClickHouse(t *testing.T) {
 			t.Fatalf("Migrate run %d: %v", i+1, err)
 		}
 	}
-	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1}, migrationRows(ctx, t, ch, "tollgate")); diff != "" {
+	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1, 3: 1, 4: 1}, migrationRows(ctx, t, ch, "tollgate")); diff != "" {
 		t.Errorf("schema_migrations rows per version (-want +got):\n%s", diff)
 	}
 	for _, table := range []string{"inference_log", "decision_log"} {
@@ -256,13 +256,17 @@ func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where strin
 			piiCount, estimated, prompt, compl uint32
 			cached                             uint32
 			costUSD                            float64
-			attempts                           uint8
+			attempts, fallbacks                uint8
+			piiCounts                          []uint32
+			tagKeys, tagValues                 []string
+			promptText, response               *string
 		)
 		if err := rows.Scan(
 			&e.RequestID, &e.Time, &e.Subject, &e.KeyID, &e.Team, &e.Org, &e.Kind,
 			&e.ModelRequested, &e.ModelRouted, &e.Provider, &status, &e.Allowed, &e.DenyCode, &e.BundleRevision,
 			&e.PIITypes, &piiCount, &estimated, &prompt, &compl, &cached,
 			&e.CostMicros, &costUSD, &e.LatencyMS, &e.TTFTMS, &e.Stream, &e.CutOff, &attempts, &e.Error, &e.Path, &e.ClientIP,
+			&e.User, &e.AgentChain, &fallbacks, &piiCounts, &tagKeys, &tagValues, &promptText, &response,
 		); err != nil {
 			t.Fatalf("scan: %v", err)
 		}
@@ -273,6 +277,31 @@ func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where strin
 		e.CompletionTokens = int64(compl)
 		e.CachedTokens = int64(cached)
 		e.Attempts = int(attempts)
+		e.Fallbacks = int(fallbacks)
+		for _, c := range piiCounts {
+			e.PIICounts = append(e.PIICounts, int(c))
+		}
+		if len(tagKeys) != len(tagValues) {
+			t.Errorf("%s: %d tag keys, %d values", e.RequestID, len(tagKeys), len(tagValues))
+		}
+		for i := range tagKeys {
+			if e.Tags == nil {
+				e.Tags = map[string]string{}
+			}
+			e.Tags[tagKeys[i]] = tagValues[i]
+		}
+		if promptText != nil {
+			if *promptText == "" {
+				t.Errorf("%s: prompt is '' not NULL", e.RequestID)
+			}
+			e.Prompt = *promptText
+		}
+		if response != nil {
+			e.Response = *response
+		}
+		if len(e.AgentChain) == 0 {
+			e.AgentChain = nil
+		}
 		if costUSD != e.CostUSD() {
 			t.Errorf("%s: cost_usd = %v, want %v (cost_micros %d)", e.RequestID, costUSD, e.CostUSD(), e.CostMicros)
 		}
@@ -285,8 +314,9 @@ func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where strin
 }
 
 // TestClickHouseMigrateUpgrade starts from a database that has only
-// migration 1, as gateways before the decision log left it: Migrate must
-// add decision_log and record version 2 without touching version 1.
+// migration 1, as gateways before the decision log left it, and an upgrade
+// to 3 interrupted halfway: Migrate must finish every later migration,
+// record each once, and keep the old rows readable.
 func TestClickHouseMigrateUpgrade(t *testing.T) {
 	t.Parallel()
 	srv := clickhousetest.Start(t)
@@ -318,28 +348,54 @@ func TestClickHouseMigrateUpgrade(t *testing.T) {
 	if err := ch.recordMigration(ctx, migs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.Insert(ctx, sampleEvents(2)); err != nil {
-		t.Fatalf("Insert before upgrade: %v", err)
+	// Rows as gateways of schema version 1 wrote them: only 0001's columns.
+	old, err := ch.conn.PrepareBatch(ctx, "INSERT INTO "+db+".inference_log (request_id, timestamp, team, cost_micros)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"old-1", "old-2"} {
+		if err := old.Append(id, time.Now(), "ml", int64(5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Send(); err != nil {
+		t.Fatalf("insert with the version-1 columns: %v", err)
 	}
 	if err := ch.InsertDecisions(ctx, sampleDecisions(1)); err == nil {
 		t.Fatal("InsertDecisions before the upgrade: got nil error, want one (no decision_log yet)")
+	}
+	// Simulate an upgrade interrupted in the middle of 0003: its first
+	// column is there, the migration is not recorded.
+	if err := ch.conn.Exec(ctx, migs[2].Statements[0]); err != nil {
+		t.Fatalf("%s: %v", migs[2].Statements[0], err)
 	}
 
 	if err := ch.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1}, migrationRows(ctx, t, ch, db)); diff != "" {
+	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1, 3: 1, 4: 1}, migrationRows(ctx, t, ch, db)); diff != "" {
 		t.Errorf("schema_migrations rows per version (-want +got):\n%s", diff)
 	}
 	if err := ch.InsertDecisions(ctx, sampleDecisions(2)); err != nil {
 		t.Fatalf("InsertDecisions after upgrade: %v", err)
 	}
-	var events uint64
-	if err := ch.conn.QueryRow(ctx, "SELECT count() FROM "+db+".inference_log").Scan(&events); err != nil {
+	if err := ch.Insert(ctx, sampleEvents(3)); err != nil {
+		t.Fatalf("Insert after upgrade: %v", err)
+	}
+	var events, oldRows uint64
+	if err := ch.conn.QueryRow(ctx, "SELECT count(), countIf(request_id LIKE 'old-%' AND user = '' AND empty(tag_keys) AND prompt IS NULL) FROM "+db+".inference_log").Scan(&events, &oldRows); err != nil {
 		t.Fatal(err)
 	}
-	if events != 2 {
-		t.Errorf("inference_log rows after upgrade = %d, want the 2 written before", events)
+	if events != 5 || oldRows != 2 {
+		t.Errorf("inference_log after upgrade: %d rows, %d old rows with default new columns; want 5 and 2", events, oldRows)
+	}
+	// The roll-up sees rows inserted after its migration only.
+	var rolled uint64
+	if err := ch.conn.QueryRow(ctx, "SELECT sum(requests) FROM "+db+".usage_daily").Scan(&rolled); err != nil {
+		t.Fatal(err)
+	}
+	if rolled != 3 {
+		t.Errorf("usage_daily requests = %d, want 3 (the rows inserted after the upgrade)", rolled)
 	}
 }
 

@@ -7,7 +7,12 @@
 // The request path calls Writer.Enqueue or DecisionWriter.Enqueue, which
 // never block. Both are a BatchWriter, which batches records by size and
 // time and hands them to an Inserter: ClickHouse for production, JSONLines
-// for local runs. ClickHouse.Migrate creates and upgrades the schema
+// for local runs. With a disk spool configured, records pass through an
+// append-only, checksummed journal first, so ClickHouse outages and
+// gateway crashes delay them instead of losing them; queries over
+// inference_log FINAL and the FinOps reports (Report, queries/*.sql) count
+// each request once although delivery is at least once. README.md
+// describes the spool format, fsync policies and metrics. ClickHouse.Migrate creates and upgrades the schema
 // (tables inference_log and decision_log), adapting the DDL to the server
 // version so the same code runs against ClickHouse 18.16 and current
 // releases.
@@ -23,8 +28,10 @@ const (
 )
 
 // Event is one inference-log row: what one request asked for, what the policy
-// decided, where it went and what it cost. It never holds prompt or completion
-// text; Error is a short code, not a message from upstream.
+// decided, where it went and what it cost. It holds prompt and completion
+// text only in Prompt and Response, filled (after masking) only when the
+// decision's log.store_prompt says so; Error is a short code, not a message
+// from upstream.
 type Event struct {
 	RequestID string    `json:"request_id"`
 	Time      time.Time `json:"timestamp"`
@@ -73,6 +80,28 @@ type Event struct {
 	Error    string `json:"error,omitempty"`
 	Path     string `json:"path"`
 	ClientIP string `json:"client_ip,omitempty"`
+
+	// User is the end user the call is made for, when it differs from
+	// Subject or is known besides it: the human at the start of an agent
+	// chain, or the request's "user" field. Empty when unknown.
+	User string `json:"user,omitempty"`
+	// AgentChain lists the subjects of the on-behalf-of chain
+	// (identity.chain), in the input's order; empty for direct calls.
+	AgentChain []string `json:"agent_chain,omitempty"`
+	// Fallbacks counts the upstream attempts that went to a fallback
+	// target (decision route.fallbacks); 0 when the first target answered.
+	Fallbacks int `json:"fallbacks,omitempty"`
+	// PIICounts is parallel to PIITypes: PIICounts[i] findings of type
+	// PIITypes[i]. Nil when only the total (PIICount) is known.
+	PIICounts []int `json:"pii_counts,omitempty"`
+	// Tags come from the decision's log.tags and the request's metadata
+	// header; stored as sorted key and value arrays.
+	Tags map[string]string `json:"tags,omitempty"`
+	// Prompt and Response are stored only when the decision's
+	// log.store_prompt is true, and then after masking; empty otherwise
+	// (NULL in ClickHouse).
+	Prompt   string `json:"prompt,omitempty"`
+	Response string `json:"response,omitempty"`
 }
 
 // CostUSD returns the cost in US dollars.

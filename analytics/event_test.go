@@ -43,6 +43,13 @@ func sampleEvents(n int) []Event {
 			Error:                 []string{"none", "upstream_timeout"}[i%2],
 			Path:                  "/v1/chat/completions",
 			ClientIP:              fmt.Sprintf("10.0.0.%d", i+1),
+			User:                  fmt.Sprintf("human%d", i),
+			AgentChain:            [][]string{nil, {"agent-a"}, {"agent-a", "agent-b"}}[i%3],
+			Fallbacks:             i % 2,
+			PIICounts:             [][]int{{1}, {2, 3}, {4}}[i%3],
+			Tags:                  []map[string]string{{"project": "search"}, {"project": "ml", "env": "prod"}, nil}[i%3],
+			Prompt:                []string{"", "masked <EMAIL_1>"}[i%2],
+			Response:              []string{"", "ok"}[i%2],
 		}
 	}
 	return events

@@ -78,6 +78,7 @@ func TestMigrationsDDL(t *testing.T) {
 			want: []string{
 				"timestamp               DateTime('UTC')", "team                    String", "Array(String)", "ReplacingMergeTree(inserted_at)", "PARTITION BY toYYYYMM(timestamp)", "ORDER BY (toDate(timestamp), team, request_id)",
 				"CREATE TABLE IF NOT EXISTS tollgate.decision_log", "timestamp         DateTime('UTC')", "deny_codes        Array(String)", "mask_actions      Array(String)",
+				"ADD COLUMN tag_keys Array(String)", "ADD COLUMN prompt Nullable(String)", "ENGINE = SummingMergeTree()", "TO tollgate.usage_daily",
 			},
 			notWant: []string{"LowCardinality", "DateTime64", "TTL"},
 		},
@@ -86,6 +87,7 @@ func TestMigrationsDDL(t *testing.T) {
 			want: []string{
 				"timestamp               DateTime64(3, 'UTC')", "team                    LowCardinality(String)", "Array(LowCardinality(String))", "TTL toDateTime(timestamp) + INTERVAL 90 DAY", "ReplacingMergeTree(inserted_at)", "ORDER BY (toDate(timestamp), team, request_id)",
 				"CREATE TABLE IF NOT EXISTS tollgate.decision_log", "timestamp         DateTime64(3, 'UTC')", "deny_codes        Array(LowCardinality(String))", "limits            Array(String)",
+				"ADD COLUMN tag_keys Array(LowCardinality(String))", "team              LowCardinality(String)",
 			},
 		},
 	}
@@ -104,7 +106,7 @@ func TestMigrationsDDL(t *testing.T) {
 			for _, m := range migs {
 				names = append(names, fmt.Sprintf("%04d_%s", m.Version, m.Name))
 			}
-			if diff := cmp.Diff([]string{"0001_inference_log", "0002_decision_log"}, names); diff != "" {
+			if diff := cmp.Diff([]string{"0001_inference_log", "0002_decision_log", "0003_inference_log_fields", "0004_usage_daily"}, names); diff != "" {
 				t.Fatalf("Migrations (-want +got):\n%s", diff)
 			}
 			var b strings.Builder

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,12 @@ type WriterConfig struct {
 	// RetryBackoff is the wait before the first retry; it doubles per retry
 	// up to 10s. Default 200ms.
 	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// Spool, when Spool.Dir is set, journals every event to local disk
+	// before it is inserted: ClickHouse being down or slow then delays
+	// events instead of losing them, and a crashed gateway ships them on
+	// its next start. With a spool, MaxAttempts no longer applies: a batch
+	// is retried, with backoff, until it is inserted.
+	Spool SpoolConfig `yaml:"spool"`
 }
 
 // Default WriterConfig values.
@@ -71,6 +78,8 @@ const (
 	DefaultRetryBackoff  = 200 * time.Millisecond
 
 	maxRetryBackoff = 10 * time.Second
+	// memFrames bounds the frames handed from journal to shipper in memory.
+	memFrames = 4096
 	// dropWarnInterval rate-limits the warning about a full queue.
 	dropWarnInterval = 10 * time.Second
 )
@@ -118,6 +127,9 @@ func (c WriterConfig) Validate() error {
 	nonNegativeDur("flush_interval", c.FlushInterval)
 	nonNegativeDur("insert_timeout", c.InsertTimeout)
 	nonNegativeDur("retry_backoff", c.RetryBackoff)
+	if c.Spool.Dir != "" {
+		errs = append(errs, c.Spool.Validate())
+	}
 	if c.BatchSize > c.QueueSize && c.QueueSize > 0 {
 		errs = append(errs, fmt.Errorf("analytics.writer.batch_size: %d exceeds queue_size %d; batches could never fill", c.BatchSize, c.QueueSize))
 	}
@@ -133,6 +145,10 @@ const (
 	reasonQueueFull    = "queue_full"
 	reasonInsertFailed = "insert_failed"
 	reasonStopped      = "stopped"
+	// reasonSpoolFull: the spool reached SpoolConfig.MaxBytes.
+	reasonSpoolFull = "spool_full"
+	// reasonSpoolError: writing to the spool failed (disk full, I/O error).
+	reasonSpoolError = "spool_error"
 )
 
 // Values of the constant "log" label that tells the writers' metrics apart,
@@ -168,6 +184,14 @@ func decisionRequestID(d *DecisionEvent) string { return d.RequestID }
 // by size and time and inserts them, retrying with backoff. Stop flushes
 // what is queued. All methods are safe for concurrent use.
 //
+// With WriterConfig.Spool.Dir set, every record is first journaled to the
+// disk spool (spool.go) and inserted from there, in order, by a second
+// goroutine that retries a failed batch until it goes in: ClickHouse being
+// down or slow delays records instead of dropping them, Stop leaves what
+// it could not insert on disk, and the next writer on the same folder
+// (after a restart or a kill -9) inserts it first. Delivery is at least
+// once; see analytics/README.md for how queries count each request once.
+//
 // Get one from NewWriter (Event, the inference log) or NewDecisionWriter
 // (DecisionEvent, the decision log); the zero value is not usable. Both
 // kinds export the same metric names, told apart by the constant label
@@ -179,10 +203,27 @@ type BatchWriter[T any] struct {
 	spec logSpec[T]
 
 	queue    chan T
-	flushReq chan chan error
+	flushReq chan flushRequest
 	stopReq  chan struct{} // closed by Stop
 	done     chan struct{} // closed when the loop has returned
 	stopErr  error         // set by the loop before done is closed
+
+	// With a spool, loop journals records to sp and shipLoop inserts them
+	// from there; without, sp is nil and loop inserts.
+	sp       *spool[T]
+	shipDone chan struct{} // closed when shipLoop has returned
+	// mem hands journaled frames to shipLoop, holding at most
+	// 2*QueueSize records (memRecords) in at most memFrames frames.
+	mem        chan memFrame[T]
+	memRecords atomic.Int64
+	kick       chan struct{} // 1-buffered: ship now, a flush waits
+	waiters    atomic.Int32  // Flush calls waiting for shipping
+	// pmu guards committed, the spool position shipped so far, and
+	// progress, closed and replaced whenever committed moves.
+	pmu           sync.Mutex
+	committed     spoolPos
+	progress      chan struct{}
+	lastSpoolWarn atomic.Int64 // unix nanoseconds of the last spool-full error log
 
 	// ctx bounds inserts; Stop cancels it when its own deadline passes.
 	ctx    context.Context
@@ -211,6 +252,19 @@ type writerMetrics struct {
 	insertErrors  prometheus.Counter
 	batchDuration prometheus.Histogram
 	queueDepth    prometheus.GaugeFunc
+	spool         *spoolMetrics // nil without a spool
+}
+
+// flushRequest asks the loop to write (or journal) everything queued.
+type flushRequest struct {
+	reply chan flushReply
+	// sync asks for an fsync of the spool before the reply.
+	sync bool
+}
+
+type flushReply struct {
+	err error
+	end spoolPos // with a spool: the journal's end after the flush
 }
 
 // NewWriter returns a Writer inserting inference-log events into out. It
@@ -255,16 +309,36 @@ func newBatchWriter[T any](cfg WriterConfig, out BatchInserter[T], reg prometheu
 		log:      log.With(slog.String("log", spec.name)),
 		spec:     spec,
 		queue:    make(chan T, cfg.QueueSize),
-		flushReq: make(chan chan error),
+		flushReq: make(chan flushRequest),
+		shipDone: make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		progress: make(chan struct{}),
 		stopReq:  make(chan struct{}),
 		done:     make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
 	w.m = newWriterMetrics(spec.name, func() float64 { return float64(len(w.queue)) })
+	if cfg.Spool.Dir != "" {
+		sp, err := openSpool[T](filepath.Join(cfg.Spool.Dir, spec.name), cfg.Spool, w.log)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("%s: %w", spec.what, err)
+		}
+		w.sp = sp
+		w.mem = make(chan memFrame[T], memFrames)
+		w.m.spool = newSpoolMetrics(spec.name, sp)
+		for _, r := range []string{reasonSpoolFull, reasonSpoolError} {
+			w.m.dropped.WithLabelValues(r)
+		}
+		sp.onCorrupt = func(n int64) { w.m.spool.corrupt.Add(float64(n)) }
+	}
 	if reg != nil {
 		if err := w.m.register(reg); err != nil {
 			cancel()
+			if w.sp != nil {
+				err = errors.Join(err, w.sp.close())
+			}
 			return nil, fmt.Errorf("%s: register metrics: %w", spec.what, err)
 		}
 	}
@@ -314,6 +388,9 @@ func newWriterMetrics(logName string, queueDepth func() float64) writerMetrics {
 // unregisters those already registered.
 func (m writerMetrics) register(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{m.written, m.dropped, m.insertErrors, m.batchDuration, m.queueDepth}
+	if m.spool != nil {
+		cs = append(cs, m.spool.collectors()...)
+	}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
@@ -341,8 +418,9 @@ func (w *BatchWriter[T]) Enqueue(r T) {
 	default:
 	}
 	w.mu.RUnlock()
-	// TODO(analytics): spool to disk instead of dropping (DESIGN.md: no event
-	// lost when ClickHouse is down or slow); a separate issue.
+	// The queue fills only when the loop cannot keep up: with a spool that
+	// means the disk is slower than the request rate, since ClickHouse
+	// being down or slow only delays shipping from the spool.
 	w.m.dropped.WithLabelValues(reasonQueueFull).Inc()
 	w.warnQueueFull()
 }
@@ -370,7 +448,17 @@ func (w *BatchWriter[T]) Start() {
 		return
 	}
 	w.state = stateRunning
-	go w.loop()
+	w.startLoops()
+}
+
+// startLoops starts the goroutines: loop, and with a spool shipLoop.
+func (w *BatchWriter[T]) startLoops() {
+	if w.sp == nil {
+		go w.loop()
+		return
+	}
+	go w.journalLoop()
+	go w.shipLoop()
 }
 
 // Stop stops accepting records, writes everything queued and waits for the
@@ -387,9 +475,12 @@ func (w *BatchWriter[T]) Stop(ctx context.Context) error {
 	case stateStopped:
 		return nil
 	case stateNew:
-		go w.loop() // drains what was enqueued before Start
+		w.startLoops() // drains what was enqueued before Start
 	}
 	close(w.stopReq)
+	if w.sp != nil {
+		return w.stopSpooled(ctx)
+	}
 	defer w.cancel()
 	select {
 	case <-w.done:
@@ -402,8 +493,10 @@ func (w *BatchWriter[T]) Stop(ctx context.Context) error {
 }
 
 // Flush returns once every record enqueued before the call has been
-// inserted or dropped, with the error of any batch that failed. It needs a
-// started writer and returns ErrStopped after Stop.
+// inserted or dropped, with the error of any batch that failed. With a
+// spool, records are never dropped for a failed insert: Flush waits until
+// they are inserted or ctx ends. It needs a started writer and returns
+// ErrStopped after Stop.
 func (w *BatchWriter[T]) Flush(ctx context.Context) error {
 	w.mu.RLock()
 	state := w.state
@@ -414,19 +507,46 @@ func (w *BatchWriter[T]) Flush(ctx context.Context) error {
 	case stateStopped:
 		return ErrStopped
 	}
-	reply := make(chan error, 1)
-	select {
-	case w.flushReq <- reply:
-	case <-w.done:
+	r, err := w.requestFlush(ctx, false)
+	if err != nil || w.sp == nil {
+		return err
+	}
+	return w.waitShipped(ctx, r.end)
+}
+
+// Sync returns once every record enqueued before the call is in the spool
+// and forced to disk (fsync), whatever the fsync policy: from then on it
+// survives a crash of the process or the machine. Without a spool it is
+// Flush.
+func (w *BatchWriter[T]) Sync(ctx context.Context) error {
+	w.mu.RLock()
+	state := w.state
+	w.mu.RUnlock()
+	switch state {
+	case stateNew:
+		return fmt.Errorf("%s sync: not started", w.spec.what)
+	case stateStopped:
 		return ErrStopped
+	}
+	_, err := w.requestFlush(ctx, true)
+	return err
+}
+
+// requestFlush has the loop write (or journal) everything queued now.
+func (w *BatchWriter[T]) requestFlush(ctx context.Context, sync bool) (flushReply, error) {
+	req := flushRequest{reply: make(chan flushReply, 1), sync: sync}
+	select {
+	case w.flushReq <- req:
+	case <-w.done:
+		return flushReply{}, ErrStopped
 	case <-ctx.Done():
-		return fmt.Errorf("%s flush: %w", w.spec.what, ctx.Err())
+		return flushReply{}, fmt.Errorf("%s flush: %w", w.spec.what, ctx.Err())
 	}
 	select {
-	case err := <-reply:
-		return err
+	case r := <-req.reply:
+		return r, r.err
 	case <-ctx.Done():
-		return fmt.Errorf("%s flush: %w", w.spec.what, ctx.Err())
+		return flushReply{}, fmt.Errorf("%s flush: %w", w.spec.what, ctx.Err())
 	}
 }
 
@@ -456,9 +576,9 @@ func (w *BatchWriter[T]) loop() {
 				_ = w.write(batch) // counted and logged by write
 				batch = clearBatch(batch)
 			}
-		case reply := <-w.flushReq:
+		case req := <-w.flushReq:
 			timer.Stop()
-			reply <- w.drain(&batch)
+			req.reply <- flushReply{err: w.drain(&batch)}
 		case <-w.stopReq:
 			w.stopErr = w.drain(&batch)
 			return
@@ -517,7 +637,7 @@ func (w *BatchWriter[T]) write(batch []T) error {
 		}
 		w.m.insertErrors.Inc()
 		if attempt >= w.cfg.MaxAttempts || w.ctx.Err() != nil {
-			// TODO(analytics): spool the batch to disk instead of dropping it.
+			// Without a spool there is nowhere to keep the batch.
 			w.m.dropped.WithLabelValues(reasonInsertFailed).Add(float64(n))
 			w.log.Error("analytics batch dropped",
 				slog.Int("events", n),

@@ -207,6 +207,64 @@ func (s *Server) Stop() error {
 	return fmt.Errorf("server %s ignored SIGTERM for %s; killed", s.Addr, stopTimeout)
 }
 
+// Kill ends the server with SIGKILL, as a crash would, and waits for it
+// to exit. Resume starts it again on its data.
+func (s *Server) Kill() error {
+	select {
+	case <-s.exited:
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill server %s: %w", s.Addr, err)
+	}
+	<-s.exited
+	return nil
+}
+
+// Restart stops the server and starts it again on the same ports with the
+// same data, as an operator restarting ClickHouse would: tests use it to
+// take ClickHouse away from a writer and give it back.
+func (s *Server) Restart() error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	return s.Resume()
+}
+
+// Resume starts a stopped server again on the same ports with the same
+// data. Between Stop and Resume, clients get connection errors.
+func (s *Server) Resume() error {
+	select {
+	case <-s.exited:
+	default:
+		return fmt.Errorf("resume server %s: still running", s.Addr)
+	}
+	out, err := os.OpenFile(filepath.Join(s.Dir, "stdout.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open stdout log: %w", err)
+	}
+	defer out.Close()
+	cmd := exec.Command(s.cmd.Path, s.cmd.Args[1:]...)
+	cmd.Dir = s.Dir
+	cmd.Stdout = out
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("restart %s: %w", s.cmd.Path, err)
+	}
+	s.cmd = cmd
+	s.exited = make(chan struct{})
+	exited := s.exited
+	go func() {
+		s.err = cmd.Wait()
+		close(exited)
+	}()
+	if err := s.waitReady(); err != nil {
+		return errors.Join(err, s.Stop())
+	}
+	return nil
+}
+
 // errorLog returns the tail of the server's error log, for failure messages.
 func (s *Server) errorLog() string {
 	b, err := os.ReadFile(filepath.Join(s.Dir, "server.err.log"))

@@ -63,3 +63,55 @@ func TestStartMain(t *testing.T) {
 		t.Errorf("Stat(%s) after stop = %v, want not exist", s.Dir, err)
 	}
 }
+
+func TestRestartKeepsData(t *testing.T) {
+	s := Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{s.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "CREATE TABLE default.t (x UInt8) ENGINE = MergeTree ORDER BY x"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO default.t (x)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append(uint8(7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	var x uint8
+	if err := conn.QueryRow(ctx, "SELECT x FROM default.t").Scan(&x); err == nil {
+		t.Fatal("query against a stopped server: got nil error")
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT x FROM default.t").Scan(&x); err != nil || x != 7 {
+		t.Fatalf("after Resume: x = %d, err = %v; want 7, nil", x, err)
+	}
+	if err := s.Kill(); err != nil {
+		t.Fatalf("Kill: %v", err)
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatalf("Resume after Kill: %v", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT x FROM default.t").Scan(&x); err != nil || x != 7 {
+		t.Fatalf("after Kill and Resume: x = %d, err = %v; want 7, nil", x, err)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT x FROM default.t").Scan(&x); err != nil || x != 7 {
+		t.Fatalf("after Restart: x = %d, err = %v; want 7, nil", x, err)
+	}
+}

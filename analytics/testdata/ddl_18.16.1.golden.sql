@@ -72,3 +72,63 @@ PARTITION BY toYYYYMM(timestamp)
 ORDER BY (toDate(timestamp), team, request_id)
 SETTINGS index_granularity = 8192;
 
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN user String AFTER subject;
+
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN agent_chain Array(String) AFTER kind;
+
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN fallbacks UInt8 AFTER attempts;
+
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN pii_counts Array(UInt32) AFTER pii_types;
+
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN tag_keys Array(String) AFTER client_ip;
+
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN tag_values Array(String) AFTER tag_keys;
+
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN prompt Nullable(String) AFTER tag_values;
+
+-- inference_log_fields
+ALTER TABLE tollgate.inference_log ADD COLUMN response Nullable(String) AFTER prompt;
+
+-- usage_daily
+CREATE TABLE IF NOT EXISTS tollgate.usage_daily
+(
+    day               Date,
+    team              String,
+    key_id            String,
+    model             String,
+    provider          String,
+    requests          UInt64,
+    denied            UInt64,
+    prompt_tokens     UInt64,
+    completion_tokens UInt64,
+    cached_tokens     UInt64,
+    cost_micros       Int64
+)
+ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, team, key_id, model, provider);
+
+-- usage_daily
+CREATE MATERIALIZED VIEW IF NOT EXISTS tollgate.usage_daily_mv TO tollgate.usage_daily AS
+SELECT
+    toDate(timestamp)                                        AS day,
+    team,
+    key_id,
+    if(model_routed = '', model_requested, model_routed)     AS model,
+    provider,
+    count()                                                  AS requests,
+    countIf(allowed = 0)                                     AS denied,
+    sum(toUInt64(prompt_tokens))                             AS prompt_tokens,
+    sum(toUInt64(completion_tokens))                         AS completion_tokens,
+    sum(toUInt64(cached_tokens))                             AS cached_tokens,
+    sum(cost_micros)                                         AS cost_micros
+FROM tollgate.inference_log
+GROUP BY day, team, key_id, model, provider;
+

@@ -6,6 +6,8 @@
 //	tollgate check [--config FILE]                validate config and policies
 //	tollgate keys new [flags]                     make an API key
 //	tollgate policy eval --input FILE [flags]     try a policy on a request
+//	tollgate migrate [flags]                      apply the analytics schema migrations
+//	tollgate usage REPORT [flags]                 FinOps reports from ClickHouse
 //	tollgate version
 package main
 
@@ -43,6 +45,8 @@ Usage:
   tollgate check [--config FILE]                validate the configuration and compile the policies
   tollgate keys new --subject NAME [flags]      make an API key and print its config entry
   tollgate policy eval --input BODY.json        show the input and decision for a request
+  tollgate migrate [--clickhouse ADDR]          apply the analytics schema migrations
+  tollgate usage REPORT [--by team] [--since 7d] FinOps reports (spend, top, burn, ...) from ClickHouse
   tollgate version                              print the version
 
 Run 'tollgate COMMAND -h' for a command's flags.
@@ -74,6 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keys(args[1:], stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr)
+	case "usage":
+		return usageCmd(ctx, args[1:], stdout, stderr)
 	case "policy":
 		return policy(ctx, args[1:], stdout, stderr)
 	case "version":

@@ -118,15 +118,20 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 	var out analytics.Inserter
 	var decOut analytics.DecisionInserter
 	if len(cfg.Analytics.ClickHouse.Addr) > 0 {
-		ch, err := analytics.OpenClickHouse(ctx, cfg.Analytics.ClickHouse)
+		ch, err := analytics.NewLazyClickHouse(cfg.Analytics.ClickHouse)
 		if err != nil {
 			return nil, fmt.Errorf("analytics.clickhouse: %w", err)
 		}
 		g.closers = append(g.closers, ch)
 		mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := ch.Migrate(mctx); err != nil {
-			return nil, fmt.Errorf("analytics.clickhouse: %w", err)
+		if err := ch.Connect(mctx); err != nil {
+			if cfg.Analytics.Writer.Spool.Dir == "" {
+				return nil, fmt.Errorf("analytics.clickhouse: %w", err)
+			}
+			// With a spool, events wait on disk; the first insert after
+			// ClickHouse answers connects and migrates.
+			log.Error("clickhouse unreachable at start; analytics events wait in the spool", "err", err)
 		}
 		out = ch
 		decOut = analytics.DecisionInserterFunc(ch.InsertDecisions)
