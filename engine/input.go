@@ -23,6 +23,16 @@ type Input struct {
 	Complexity Complexity
 	Signals    Signals
 	Guardrails GuardrailSignals
+	Moderation Moderation
+}
+
+// Moderation is the verdict of the external moderation service, when the
+// gateway has one: Checked is false when none is configured.
+type Moderation struct {
+	Checked     bool
+	Flagged     bool
+	Categories  []string
+	Unavailable bool
 }
 
 // Signals are findings about the prompt text that policies act on without
@@ -175,6 +185,14 @@ func (in *Input) valueOf(fs fieldSet) ast.Value {
 			item("base64_blobs", ast.InternedTerm(in.Guardrails.Base64Blobs)),
 		))
 	}
+	if _, ok := fs.want("moderation"); ok {
+		b.add("moderation", ast.ObjectTerm(
+			item("checked", ast.InternedTerm(in.Moderation.Checked)),
+			item("flagged", ast.InternedTerm(in.Moderation.Flagged)),
+			item("categories", stringArray(in.Moderation.Categories)),
+			item("unavailable", ast.InternedTerm(in.Moderation.Unavailable)),
+		))
+	}
 	if _, ok := fs.want("signals"); ok {
 		b.add("signals", ast.ObjectTerm(item("matched_phrases", stringArray(in.Signals.MatchedPhrases))))
 	}
@@ -185,7 +203,7 @@ func (in *Input) valueOf(fs fieldSet) ast.Value {
 // largest objects without growing.
 type object struct {
 	items []([2]*ast.Term)
-	buf   [12][2]*ast.Term
+	buf   [14][2]*ast.Term
 }
 
 func (o *object) add(k string, v *ast.Term) {
@@ -302,6 +320,7 @@ var inputKeys = func() map[string]*ast.Term {
 		"prompt", "max_completion", "estimated_total", "types", "findings", "type", "count", "message", "role", "where",
 		"score", "turns", "code", "math", "reasoning", "prompt_tokens", "matched_phrases",
 		"guardrails", "hidden_unicode", "bidi_controls", "base64_blobs",
+		"moderation", "checked", "flagged", "categories", "unavailable",
 	} {
 		m[k] = ast.StringTerm(k)
 	}

@@ -183,6 +183,9 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return apiError(http.StatusServiceUnavailable, "pii_scan_failed", "the gateway could not check this request for personal data, so it is not sent; retry, or shorten the request")
 	}
 	policy.MatchPhrases(req, in)
+	if err := s.moderate(ctx, st, req, in); err != nil {
+		return err
+	}
 	st.ev.PromptTokensEstimated = int64(in.Tokens.Prompt)
 	st.ev.PIITypes = in.PII.Types
 	if len(in.PII.Types) > 0 {

@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/engine/tokens"
 	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/proxy/auth"
+	"github.com/tollgate/tollgate/proxy/moderation"
 	"github.com/tollgate/tollgate/proxy/openai"
 	"github.com/tollgate/tollgate/proxy/provider"
 	"github.com/tollgate/tollgate/proxy/quota"
@@ -65,6 +66,8 @@ type harnessOpts struct {
 	shadow fs.FS
 	// server adjusts the server configuration (retries, router).
 	server func(*Config)
+	// moderation is the moderation client; nil means none.
+	moderation *moderation.Client
 }
 
 // steppingClock starts at testNow and advances by step at every reading, so
@@ -194,18 +197,19 @@ func newHarness(tb testing.TB, o harnessOpts) *harness {
 		o.server(&cfg)
 	}
 	h.srv, err = New(cfg, Deps{
-		Engine:    eng,
-		Builder:   engine.NewBuilder(counter, pii.NewScanner()),
-		Counter:   counter,
-		Keys:      keys,
-		Limiter:   h.limiter,
-		Events:    h.events,
-		Upstreams: ups,
-		Models:    models,
-		Registry:  h.registry,
-		Now:       now,
-		Decisions: h.decisions,
-		Shadow:    shadow,
+		Engine:     eng,
+		Builder:    engine.NewBuilder(counter, pii.NewScanner()),
+		Counter:    counter,
+		Keys:       keys,
+		Limiter:    h.limiter,
+		Events:     h.events,
+		Upstreams:  ups,
+		Models:     models,
+		Registry:   h.registry,
+		Now:        now,
+		Decisions:  h.decisions,
+		Shadow:     shadow,
+		Moderation: o.moderation,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"context"
+	"errors"
+	"net/http"
 	"strings"
 
+	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/engine/pii"
+	"github.com/tollgate/tollgate/proxy/moderation"
 	"github.com/tollgate/tollgate/proxy/openai"
 )
 
@@ -80,4 +85,41 @@ func (s *Server) promptText(req *openai.ChatRequest) string {
 		b.WriteByte('\n')
 	}
 	return s.redactAll(b.String())
+}
+
+// moderate asks the moderation service about the request, when one is
+// configured, and puts its verdict into the policy input. The service gets
+// the text with every value the scanner finds redacted, newest user message
+// first: personal data never leaves for it. A service that cannot answer
+// refuses the request (fail mode closed) or leaves the verdict unavailable
+// for the policy (open).
+func (s *Server) moderate(ctx context.Context, st *call, req *openai.ChatRequest, in *engine.Input) error {
+	if !s.deps.Moderation.Enabled() {
+		return nil
+	}
+	texts := make([]string, 0, len(req.Messages))
+	for i := len(req.Messages) - 1; i >= 0; i-- {
+		m := req.Messages[i]
+		if t := m.Content.String(); t != "" {
+			texts = append(texts, s.redactAll(t))
+		}
+		for _, tc := range m.ToolCalls {
+			if tc.Function.Arguments != "" {
+				texts = append(texts, s.redactAll(tc.Function.Arguments))
+			}
+		}
+	}
+	res, err := s.deps.Moderation.Check(ctx, texts)
+	switch {
+	case errors.Is(err, moderation.ErrUnavailable):
+		st.ev.Error = "moderation_unavailable"
+		return apiError(http.StatusServiceUnavailable, "moderation_unavailable", "the moderation service is unavailable and the gateway is configured to fail closed; retry shortly")
+	case err != nil:
+		return err
+	}
+	if res.Unavailable {
+		s.deps.Log.Warn("moderation unavailable; the policy decides without it", "request_id", st.ev.RequestID, "err", res.Cause)
+	}
+	in.Moderation = engine.Moderation{Checked: res.Checked, Flagged: res.Flagged, Categories: res.Categories, Unavailable: res.Unavailable}
+	return nil
 }

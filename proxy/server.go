@@ -26,6 +26,7 @@ import (
 	"github.com/tollgate/tollgate/engine/pii"
 	"github.com/tollgate/tollgate/engine/tokens"
 	"github.com/tollgate/tollgate/proxy/auth"
+	"github.com/tollgate/tollgate/proxy/moderation"
 	"github.com/tollgate/tollgate/proxy/openai"
 	"github.com/tollgate/tollgate/proxy/provider"
 	"github.com/tollgate/tollgate/proxy/quota"
@@ -55,6 +56,15 @@ type Config struct {
 	Retries *int `yaml:"retries"`
 	// Router tunes circuit breakers and backoff.
 	Router router.Config `yaml:"router"`
+	// TLS serves HTTPS; with auth.mtls it also verifies client
+	// certificates.
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig names the server's certificate and key (PEM files).
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Defaults fills empty fields.
@@ -112,6 +122,9 @@ func (c *Config) Validate() error {
 		if x, err := time.ParseDuration(d.v); err != nil || x <= 0 {
 			errs = append(errs, fmt.Errorf("server.%s: %q is not a positive duration (want e.g. \"30s\")", d.name, d.v))
 		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("server.tls: set both cert_file and key_file, or neither"))
 	}
 	if c.Retries != nil && (*c.Retries < 0 || *c.Retries > 10) {
 		errs = append(errs, fmt.Errorf("server.retries: %d is out of range (want 0 to 10)", *c.Retries))
@@ -189,6 +202,9 @@ type Deps struct {
 	// Bundles reports the policy bundle loader's state for /readyz; nil
 	// when the engine is loaded by hand (tests).
 	Bundles func() bundles.Status
+	// Moderation asks an external moderation service before the policy;
+	// nil or disabled skips it.
+	Moderation *moderation.Client
 	// ConfigKeys are the API keys of the config file, listed by the admin
 	// API (never their hashes); KeyStore, when set, the keys in Redis.
 	ConfigKeys []auth.KeyConfig

@@ -18,6 +18,11 @@
 #     the content signals the engine counts (input.guardrails.signals:
 #     hidden_unicode, bidi_control, base64_blob). A signal without a rule
 #     passes.
+#   - moderation {"deny_flagged": bool (default true), "deny_unavailable":
+#     bool (default false)}: what the external moderation verdict
+#     (input.moderation) does: a flagged request is denied with
+#     content_flagged; one the service could not check, when the gateway
+#     fails open, only if deny_unavailable.
 #
 # A team's limit wins over the default; 0 or a missing limit means none.
 package tollgate.guardrails
@@ -165,4 +170,30 @@ tags["guardrail_log"] := concat(",", sort(logged)) if {
 	found := matched
 	logged := [id | some id, mode in found; mode == "log"]
 	count(logged) > 0
+}
+
+default deny_flagged := true
+
+deny_flagged := data.data.guardrails.moderation.deny_flagged if is_boolean(data.data.guardrails.moderation.deny_flagged)
+
+default deny_unavailable := false
+
+deny_unavailable := data.data.guardrails.moderation.deny_unavailable if is_boolean(data.data.guardrails.moderation.deny_unavailable)
+
+deny contains {
+	"code": "content_flagged",
+	"status": 400,
+	"message": sprintf("the moderation service flagged the request (%s); rephrase it and retry", [concat(", ", input.moderation.categories)]),
+} if {
+	deny_flagged
+	input.moderation.flagged
+}
+
+deny contains {
+	"code": "moderation_unavailable",
+	"status": 503,
+	"message": "the moderation service could not check the request and this gateway requires its verdict; retry shortly",
+} if {
+	deny_unavailable
+	input.moderation.unavailable
 }

@@ -172,3 +172,22 @@ test_data_signals_valid if {
 		object.get(rule, "mode", "deny") in {"deny", "log"}
 	}
 }
+
+moderated(verdict) := {"identity": {"team": "ml"}, "tokens": {"prompt": 1}, "params": {}, "moderation": verdict}
+
+test_moderation[tc.note] if {
+	some tc in [
+		{"note": "flagged is denied", "verdict": {"checked": true, "flagged": true, "categories": ["harassment", "violence"]}, "data": {}, "want": {"content_flagged"}},
+		{"note": "clean passes", "verdict": {"checked": true, "flagged": false, "categories": []}, "data": {}, "want": set()},
+		{"note": "flagged allowed by data", "verdict": {"checked": true, "flagged": true, "categories": ["violence"]}, "data": {"moderation": {"deny_flagged": false}}, "want": set()},
+		{"note": "unavailable passes by default", "verdict": {"unavailable": true}, "data": {}, "want": set()},
+		{"note": "unavailable denied when required", "verdict": {"unavailable": true}, "data": {"moderation": {"deny_unavailable": true}}, "want": {"moderation_unavailable"}},
+	]
+	denies := guardrails.deny with input as moderated(tc.verdict) with data.data.guardrails as tc.data
+	{d.code | some d in denies} == tc.want
+}
+
+test_moderation_message if {
+	denies := guardrails.deny with input as moderated({"flagged": true, "categories": ["harassment", "violence"]}) with data.data.guardrails as {}
+	{d.message | some d in denies} == {"the moderation service flagged the request (harassment, violence); rephrase it and retry"}
+}

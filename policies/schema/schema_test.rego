@@ -24,6 +24,7 @@ base := {
 	"pii": {"types": [], "findings": []},
 	"complexity": {"score": 0, "signals": {"turns": 1, "code": false, "math": false, "reasoning": false, "tools": 0, "prompt_tokens": 12}},
 	"guardrails": {"signals": [], "hidden_unicode": 0, "bidi_controls": 0, "base64_blobs": 0},
+	"moderation": {"checked": false, "flagged": false, "categories": [], "unavailable": false},
 }
 
 # patched returns base with patch merged in (objects merge, other values

@@ -156,6 +156,9 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	return a, nil
 }
 
+// Store returns the key store, nil when none is configured.
+func (a *Authenticator) Store() *KeyStore { return a.store }
+
 // Warm discovers every issuer and fetches its keys now rather than on the
 // first token; it returns the issuers that failed. Failures are not fatal:
 // tokens from such an issuer are refused until a later attempt succeeds.

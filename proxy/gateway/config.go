@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/proxy"
 	"github.com/tollgate/tollgate/proxy/auth"
+	"github.com/tollgate/tollgate/proxy/moderation"
 	"github.com/tollgate/tollgate/proxy/provider"
 	"github.com/tollgate/tollgate/proxy/quota"
 )
@@ -38,13 +39,43 @@ var DefaultConfigYAML []byte
 
 // Config is the root of tollgate.yaml.
 type Config struct {
-	Server    proxy.Config      `yaml:"server"`
-	Policy    engine.Config     `yaml:"policy"`
-	Auth      auth.Config       `yaml:"auth"`
-	Providers []provider.Config `yaml:"providers"`
-	Quota     quota.Config      `yaml:"quota"`
-	Analytics AnalyticsConfig   `yaml:"analytics"`
-	Log       LogConfig         `yaml:"log"`
+	Server     proxy.Config      `yaml:"server"`
+	Policy     engine.Config     `yaml:"policy"`
+	Auth       auth.Config       `yaml:"auth"`
+	Providers  []provider.Config `yaml:"providers"`
+	Quota      quota.Config      `yaml:"quota"`
+	Analytics  AnalyticsConfig   `yaml:"analytics"`
+	Moderation moderation.Config `yaml:"moderation"`
+	PII        PIIConfig         `yaml:"pii"`
+	Log        LogConfig         `yaml:"log"`
+}
+
+// PIIConfig holds the secret of the PII hash action (a keyed, per-tenant
+// token): from an environment variable or a file, never the config itself.
+// Without one, a random secret is drawn at start: hashes are then stable
+// only within one process.
+type PIIConfig struct {
+	HashSecretEnv  string `yaml:"hash_secret_env"`
+	HashSecretFile string `yaml:"hash_secret_file"`
+}
+
+// hashSecret reads the configured secret; nil when none is configured.
+func (c PIIConfig) hashSecret() ([]byte, error) {
+	switch {
+	case c.HashSecretEnv != "":
+		v := os.Getenv(c.HashSecretEnv)
+		if v == "" {
+			return nil, fmt.Errorf("pii.hash_secret_env: the environment variable %s is empty or unset", c.HashSecretEnv)
+		}
+		return []byte(v), nil
+	case c.HashSecretFile != "":
+		b, err := os.ReadFile(c.HashSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("pii.hash_secret_file: %w", err)
+		}
+		return bytes.TrimSpace(b), nil
+	}
+	return nil, nil
 }
 
 // AnalyticsConfig says where inference-log events go: ClickHouse when an
@@ -115,7 +146,10 @@ func (c *Config) defaults() {
 
 // Validate returns every problem at once.
 func (c *Config) Validate() error {
-	errs := []error{c.Server.Validate(), c.Policy.Validate(), c.Auth.Validate(), c.Quota.Validate(), c.Analytics.Writer.Validate()}
+	errs := []error{c.Server.Validate(), c.Policy.Validate(), c.Auth.Validate(), c.Quota.Validate(), c.Analytics.Writer.Validate(), c.Moderation.Validate()}
+	if c.PII.HashSecretEnv != "" && c.PII.HashSecretFile != "" {
+		errs = append(errs, errors.New("pii: set hash_secret_env or hash_secret_file, not both"))
+	}
 	if len(c.Providers) == 0 {
 		errs = append(errs, errors.New("providers: empty; configure at least one upstream (see deploy/tollgate.example.yaml)"))
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/analytics"
 	"github.com/tollgate/tollgate/bundles"
@@ -21,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/policies"
 	"github.com/tollgate/tollgate/proxy"
 	"github.com/tollgate/tollgate/proxy/auth"
+	"github.com/tollgate/tollgate/proxy/moderation"
 	"github.com/tollgate/tollgate/proxy/provider"
 	"github.com/tollgate/tollgate/proxy/quota"
 )
@@ -36,6 +39,8 @@ type Gateway struct {
 	shadow    *bundles.Manager[*engine.Policy]
 	closers   []io.Closer
 	log       *slog.Logger
+	// tls is the listener's TLS configuration, nil for plain HTTP.
+	tls *tls.Config
 }
 
 // NewBundleManager returns the manager that loads the configured policy
@@ -78,9 +83,31 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 	if err != nil {
 		return nil, err
 	}
-	keys, err := auth.NewKeys(cfg.Auth)
+	var rdb redis.UniversalClient
+	if cfg.Auth.KeyStore.Enabled() {
+		r := cfg.Auth.KeyStore.Redis
+		rdb = redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password, DB: r.DB,
+			DialTimeout: 2 * time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
+		g.closers = append(g.closers, rdb)
+	}
+	authn, err := auth.New(cfg.Auth, auth.Options{Redis: rdb})
 	if err != nil {
 		return nil, err
+	}
+	wctx, cancelWarm := context.WithTimeout(ctx, 10*time.Second)
+	if err := authn.Warm(wctx); err != nil {
+		log.Warn("OIDC issuers not reachable at start; their tokens are refused until discovery succeeds", "err", err)
+	}
+	cancelWarm()
+	if g.tls, err = serverTLS(cfg); err != nil {
+		return nil, err
+	}
+	hashSecret, err := cfg.PII.hashSecret()
+	if err != nil {
+		return nil, err
+	}
+	if hashSecret == nil {
+		log.Warn("no pii.hash_secret_env or pii.hash_secret_file: the PII hash action uses a random secret, so its tokens change when the gateway restarts and differ across replicas")
 	}
 	if g.Engine, err = engine.New(cfg.Policy, log); err != nil {
 		return nil, err
@@ -168,7 +195,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 	models := map[string][]string{}
 	client := provider.NewHTTPClient()
 	for _, pc := range cfg.Providers {
-		up, err := provider.NewOpenAI(pc, client)
+		up, err := provider.New(pc, client)
 		if err != nil {
 			return nil, err
 		}
@@ -178,25 +205,55 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Gateway, err er
 		}
 	}
 
+	mod, err := moderation.New(cfg.Moderation, client, g.Registry)
+	if err != nil {
+		return nil, err
+	}
+	var keyStore proxy.KeyAdmin
+	if st := authn.Store(); st != nil {
+		keyStore = st
+	}
 	g.Server, err = proxy.New(cfg.Server, proxy.Deps{
-		Engine:    g.Engine,
-		Builder:   engine.NewBuilder(counter, pii.NewScanner()),
-		Counter:   counter,
-		Keys:      keys,
-		Limiter:   limiter,
-		Events:    g.writer,
-		Upstreams: ups,
-		Models:    models,
-		Registry:  g.Registry,
-		Log:       log,
-		Bundles:   g.bundles.Status,
-		Decisions: g.decisions,
-		Shadow:    shadow,
+		Engine:     g.Engine,
+		Builder:    engine.NewBuilder(counter, pii.NewScanner()),
+		Counter:    counter,
+		Auth:       authn,
+		ConfigKeys: cfg.Auth.APIKeys,
+		KeyStore:   keyStore,
+		HashSecret: hashSecret,
+		Moderation: mod,
+		Limiter:    limiter,
+		Events:     g.writer,
+		Upstreams:  ups,
+		Models:     models,
+		Registry:   g.Registry,
+		Log:        log,
+		Bundles:    g.bundles.Status,
+		Decisions:  g.decisions,
+		Shadow:     shadow,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return g, nil
+}
+
+// serverTLS builds the listener's TLS configuration: none without a
+// certificate; with auth.mtls, client certificates are verified against
+// its CAs.
+func serverTLS(cfg *Config) (*tls.Config, error) {
+	t := cfg.Server.TLS
+	if t.CertFile == "" && t.KeyFile == "" {
+		if cfg.Auth.MTLS.Enabled() {
+			return nil, errors.New("auth.mtls: client certificates need a TLS listener; set server.tls.cert_file and key_file")
+		}
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	return auth.ServerTLSConfig(cfg.Auth.MTLS, []tls.Certificate{cert})
 }
 
 // Run serves on l until ctx is done, then drains: the server finishes
@@ -212,6 +269,9 @@ func (g *Gateway) Run(ctx context.Context, l net.Listener) error {
 	bdone := make(chan error, len(managers))
 	for _, m := range managers {
 		go func() { bdone <- m.Run(bctx) }()
+	}
+	if g.tls != nil {
+		l = tls.NewListener(l, g.tls)
 	}
 	err := g.Server.Serve(ctx, l)
 	stopBundles()
