@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +40,7 @@ const (
 	WhereContent        = "content"         // a message's content (string or text part)
 	WhereToolCall       = "tool_call"       // the arguments of an assistant's tool call
 	WhereToolDefinition = "tool_definition" // a tool definition (name, description, schema)
+	WhereParameter      = "parameter"       // another request field forwarded as sent (user, metadata, ...)
 )
 
 // Segment is one piece of text the provider will see, with its findings.
@@ -48,7 +51,11 @@ type Segment struct {
 	Message int
 	// Part is the index in an array content (-1 for a string content), of
 	// the tool call in the message, or of the tool definition.
-	Part     int
+	Part int
+	// Refusal is set for the refusal text of a content part.
+	Refusal bool
+	// Field names the request field of a WhereParameter segment.
+	Field    string
 	Role     string
 	Findings []pii.Finding
 }
@@ -85,10 +92,13 @@ func (b *Builder) Build(ctx context.Context, req *openai.ChatRequest, info Reque
 		}
 		sc.text(WhereContent, i, -1, m.Role, m.Content.Text)
 		guard.add(m.Content.Text)
+		// Every part's text is scanned whatever its type says: what the
+		// provider does with an unknown type is not ours to guess.
 		for j, p := range m.Content.Parts {
-			if p.Type == "text" {
-				sc.text(WhereContent, i, j, m.Role, p.Text)
-				guard.add(p.Text)
+			sc.text(WhereContent, i, j, m.Role, p.Text)
+			guard.add(p.Text)
+			if p.Refusal != "" {
+				sc.refusal(i, j, m.Role, p.Refusal)
 			}
 		}
 		for j, tc := range m.ToolCalls {
@@ -98,6 +108,10 @@ func (b *Builder) Build(ctx context.Context, req *openai.ChatRequest, info Reque
 	}
 	for j, t := range req.Tools {
 		sc.text(WhereToolDefinition, -1, j, "", string(t.Function))
+	}
+	sc.field("user", req.User)
+	for _, k := range slices.Sorted(maps.Keys(req.Extra)) {
+		sc.field(k, string(req.Extra[k]))
 	}
 	if sc.err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrScan, sc.err)
@@ -181,6 +195,19 @@ type scanState struct {
 }
 
 func (s *scanState) text(where string, msg, part int, role, text string) {
+	s.segment(Segment{Where: where, Message: msg, Part: part, Role: role}, text)
+}
+
+func (s *scanState) refusal(msg, part int, role, text string) {
+	s.segment(Segment{Where: WhereContent, Message: msg, Part: part, Role: role, Refusal: true}, text)
+}
+
+func (s *scanState) field(name, raw string) {
+	s.segment(Segment{Where: WhereParameter, Message: -1, Part: -1, Field: name}, raw)
+}
+
+// segment scans text and records seg with its findings, if any.
+func (s *scanState) segment(seg Segment, text string) {
 	if text == "" || s.err != nil {
 		return
 	}
@@ -192,9 +219,10 @@ func (s *scanState) text(where string, msg, part int, role, text string) {
 	if len(fs) == 0 {
 		return
 	}
-	s.scan.Segments = append(s.scan.Segments, Segment{Where: where, Message: msg, Part: part, Role: role, Findings: fs})
+	seg.Findings = fs
+	s.scan.Segments = append(s.scan.Segments, seg)
 	for _, f := range fs {
-		k := findingKey{typ: f.Type, message: msg, where: where}
+		k := findingKey{typ: f.Type, message: seg.Message, where: seg.Where}
 		if s.counts[k] == 0 {
 			s.order = append(s.order, k)
 		}
@@ -261,9 +289,18 @@ func ApplyMaskWith(req *openai.ChatRequest, scan *Scan, m Mask, opts MaskOptions
 		case WhereToolCall:
 			fn := &req.Messages[s.Message].ToolCalls[s.Part].Function
 			fn.Arguments = pii.Mask(fn.Arguments, s.Findings, replace)
+		case WhereParameter:
+			if s.Field == "user" {
+				req.User = pii.Mask(req.User, s.Findings, replace)
+			} else {
+				req.Extra[s.Field] = json.RawMessage(pii.Mask(string(req.Extra[s.Field]), s.Findings, replace))
+			}
 		default:
 			msg := &req.Messages[s.Message]
-			if s.Part >= 0 {
+			if s.Refusal {
+				p := &msg.Content.Parts[s.Part]
+				p.Refusal = pii.Mask(p.Refusal, s.Findings, replace)
+			} else if s.Part >= 0 {
 				msg.Content.Parts[s.Part].Text = pii.Mask(msg.Content.Parts[s.Part].Text, s.Findings, replace)
 			} else {
 				msg.Content.Text = pii.Mask(msg.Content.Text, s.Findings, replace)

@@ -463,3 +463,30 @@ func TestBuildFailsClosed(t *testing.T) {
 		t.Fatalf("Build with a cancelled context: %v; want ErrScan", err)
 	}
 }
+
+// TestBuildScansEveryPartAndField checks parts of any type, refusals and
+// other request fields the provider receives as sent.
+func TestBuildScansEveryPartAndField(t *testing.T) {
+	t.Parallel()
+	req := parseChat(t, `{"model": "gpt-4o", "user": "jane.doe@example.com", "metadata": {"owner": "bob@example.org"},
+		"messages": [
+			{"role": "user", "content": [{"type": "input_text", "text": "reach me at ann@example.net"}]},
+			{"role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot mail carl@example.com"}]}]}`)
+	in, scan := mustBuild(t, newBuilder(t), req, RequestInfo{}, Identity{})
+	want := []PIIFinding{
+		{Type: "EMAIL", Count: 1, Message: 0, Role: "user", Where: WhereContent},
+		{Type: "EMAIL", Count: 1, Message: 1, Role: "assistant", Where: WhereContent},
+		{Type: "EMAIL", Count: 2, Message: -1, Role: "", Where: WhereParameter},
+	}
+	if diff := cmp.Diff(want, in.PII.Findings); diff != "" {
+		t.Fatalf("findings (-want +got):\n%s", diff)
+	}
+	ApplyMask(req, scan, Mask{Rules: []MaskRule{{Types: []string{"EMAIL"}, Action: ActionRedact}}})
+	out, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(out), "[REDACTED:EMAIL]") != 4 || strings.Contains(string(out), "example.") {
+		t.Fatalf("masked request %s; want all four addresses redacted", out)
+	}
+}

@@ -153,7 +153,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	if err != nil {
 		var re *openai.RequestError
 		if errors.As(err, &re) {
-			ae := apiError(http.StatusBadRequest, "invalid_request", re.Message)
+			ae := apiError(http.StatusBadRequest, "invalid_request", s.redactAll(re.Message))
 			ae.Param = re.Param
 			return ae
 		}

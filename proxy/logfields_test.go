@@ -46,3 +46,15 @@ func TestLogFields(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorMessagesHideValues checks that a request error naming a bad
+// value does not echo personal data in it.
+func TestErrorMessagesHideValues(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	resp := h.chat(t, map[string]any{"model": "echo", "messages": []map[string]any{{"role": "jane.doe@example.com", "content": "hi"}}})
+	e := wantAPIError(t, resp, http.StatusBadRequest, "invalid_request_error", "invalid_request")
+	if strings.Contains(e.Message, "jane.doe") || !strings.Contains(e.Message, "[REDACTED:EMAIL]") {
+		t.Fatalf("message %q; want the value redacted", e.Message)
+	}
+}

@@ -29,15 +29,15 @@ func (s *Server) messages(c echo.Context) error {
 	}
 	areq, err := anthropicapi.ParseRequest(body)
 	if err != nil {
-		return writeAnthropicError(w, apiError(http.StatusBadRequest, "invalid_request", err.Error()))
+		return writeAnthropicError(w, apiError(http.StatusBadRequest, "invalid_request", s.redactAll(err.Error())))
 	}
 	req, err := areq.ToOpenAI()
 	if err != nil {
-		return writeAnthropicError(w, apiError(http.StatusBadRequest, "invalid_request", err.Error()))
+		return writeAnthropicError(w, apiError(http.StatusBadRequest, "invalid_request", s.redactAll(err.Error())))
 	}
 	raw, err := json.Marshal(req)
 	if err != nil {
-		return writeAnthropicError(w, apiError(http.StatusBadRequest, "invalid_request", err.Error()))
+		return writeAnthropicError(w, apiError(http.StatusBadRequest, "invalid_request", s.redactAll(err.Error())))
 	}
 	inner := r.Clone(r.Context())
 	inner.Body = io.NopCloser(bytes.NewReader(raw))

@@ -154,7 +154,7 @@ func (s *Server) failure(ctx context.Context, st *call, err error) error {
 		return ae
 	case errors.As(err, &re):
 		st.ev.Error = "untranslatable_request"
-		ae := apiError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("the provider chosen for this request cannot take it: %s", re.Message))
+		ae := apiError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("the provider chosen for this request cannot take it: %s", s.redactAll(re.Message)))
 		ae.Param = re.Param
 		return ae
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:

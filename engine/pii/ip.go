@@ -86,7 +86,8 @@ func ip6Start(text string, p int) bool {
 
 // matchIPv6 matches an IPv6 address around the trigger at t (a digit or a
 // ':'). The address starts at most four hex digits before t, where the
-// text is not a word byte, a joiner ('-', '.', '/', ':') or '@'; from any trigger inside a
+// text is not a word byte or a joiner ('-', '.', '/', ':'); after an '@'
+// it is a host ("root@2001:db8::7"); from any trigger inside a
 // candidate the same start is found, so the result does not depend on
 // which trigger the main loop happened to visit first.
 func matchIPv6(text string, t int) (Finding, bool) {
@@ -95,7 +96,7 @@ func matchIPv6(text string, t int) (Finding, bool) {
 		s--
 	}
 	if s > 0 {
-		if c := text[s-1]; isWordByte(c) || isJoiner(c) || c == '@' {
+		if c := text[s-1]; isWordByte(c) || isJoiner(c) {
 			return Finding{}, false
 		}
 	}
@@ -203,4 +204,35 @@ func parseQuad(text string, s int) (int, bool) {
 		i = j
 	}
 	return i, true
+}
+
+// matchIPv4After matches a dotted quad starting at t right after an '@'
+// (user@host, URL credentials), which the numeric scan skips as glued to a
+// word. The quad may be followed by ":port"; like ipv4Unit it must not run
+// on into a version or a word.
+func matchIPv4After(text string, t int) (Finding, bool) {
+	i := t
+	for k := range 4 {
+		if k > 0 {
+			if i >= len(text) || text[i] != '.' {
+				return Finding{}, false
+			}
+			i++
+		}
+		j := i
+		for j < len(text) && j-i < 4 && isDigit(text[j]) {
+			j++
+		}
+		if j == i || j-i > 3 || octet(text[i:j]) > 255 {
+			return Finding{}, false
+		}
+		i = j
+	}
+	if i < len(text) {
+		c := text[i]
+		if isWordByte(c) || (c == '.' || c == '-' || c == '+') && i+1 < len(text) && isWordByte(text[i+1]) {
+			return Finding{}, false
+		}
+	}
+	return Finding{Type: IPAddress, Start: t, End: i}, true
 }

@@ -198,6 +198,14 @@ func (s *Scanner) scan(ctx context.Context, text string, dst []Finding) ([]Findi
 			if start > 0 && text[start-1] == '+' {
 				start--
 			}
+			if start == t && t > 0 && text[t-1] == '@' {
+				// "deploy@192.0.2.10", "admin:pw@10.0.0.5:8080": a host
+				// after '@' is an address (emails never have numeric
+				// domains, see matchEmail).
+				if f, ok = matchIPv4After(text, t); ok {
+					break
+				}
+			}
 			if blockedLeft(text, start) {
 				i = t + 1
 				if !s.slow {
@@ -258,13 +266,28 @@ func push(dst []Finding, base int, f Finding) []Finding {
 	return append(dst[:k], f)
 }
 
-// beats reports whether a should replace the overlapping b.
+// beats reports whether a should replace the overlapping b. A secret beats
+// an e-mail address it overlaps whatever their lengths: in
+// "https://ghp_…@github.com" the token is what matters, and a policy that
+// treats API keys more strictly than e-mail addresses must see it as one.
 func beats(a, b Finding) bool {
+	if sa, sb := isSecret(a.Type), isSecret(b.Type); sa != sb && (a.Type == Email || b.Type == Email) {
+		return sa
+	}
 	la, lb := a.End-a.Start, b.End-b.Start
 	if la != lb {
 		return la > lb
 	}
 	return rank(a.Type) > rank(b.Type)
+}
+
+// isSecret reports whether typ is a credential type.
+func isSecret(typ string) bool {
+	switch typ {
+	case PrivateKey, JWT, APIKey, AWSAccessKey:
+		return true
+	}
+	return false
 }
 
 // rank orders types by specificity for ties between equally long findings;
