@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "check":
 		return check(ctx, args[1:], stdout, stderr)
 	case "keys":
-		return keys(args[1:], stdout, stderr)
+		return keysCommand(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], stdout, stderr)
 	case "usage":

@@ -69,8 +69,9 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{name: "no command", args: nil, wantErr: "no command given", wantUsage: true},
 		{name: "unknown command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`, wantUsage: true},
-		{name: "keys without subcommand", args: []string{"keys"}, wantErr: "usage: tollgate keys new"},
-		{name: "keys unknown subcommand", args: []string{"keys", "list"}, wantErr: "usage: tollgate keys new"},
+		{name: "keys without subcommand", args: []string{"keys"}, wantErr: "keys: no command given"},
+		{name: "keys list without a store", args: []string{"keys", "list"}, wantErr: "no key store given"},
+		{name: "keys unknown subcommand", args: []string{"keys", "frobnicate"}, wantErr: "frobnicate"},
 		{name: "keys new without subject", args: []string{"keys", "new", "--team", "ml"}, wantErr: "--subject is required"},
 		{name: "keys new bad kind", args: []string{"keys", "new", "--subject", "ana", "--kind", "robot"}, wantErr: `"robot" is not one of user, service, agent`},
 		{name: "keys new unknown flag", args: []string{"keys", "new", "--subjet", "ana"}, wantErr: "flag provided but not defined"},
