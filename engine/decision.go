@@ -15,6 +15,15 @@ type Decision struct {
 	Limits []Limit `json:"limits"`
 	Stream Stream  `json:"stream"`
 	Log    Log     `json:"log"`
+	Params ParamsOverride `json:"params"`
+}
+
+// ParamsOverride are request parameters the gateway sets on the upstream request.
+type ParamsOverride struct {
+	// DefaultMaxTokens caps the completion of a request that sets no
+	// max_tokens: the gateway sends it upstream and reserves quota for it
+	// instead of DefaultMaxCompletion. 0: no cap.
+	DefaultMaxTokens int `json:"default_max_tokens,omitempty"`
 }
 
 // Deny is one reason to refuse the request.
@@ -131,6 +140,9 @@ func (d *Decision) validate() error {
 		if !validActions[r.Action] {
 			errs = append(errs, fmt.Errorf("mask.rules[%d].action: %q is not one of redact, placeholder, hash, block", i, r.Action))
 		}
+	}
+	if d.Params.DefaultMaxTokens < 0 {
+		errs = append(errs, fmt.Errorf("params.default_max_tokens: %d is negative", d.Params.DefaultMaxTokens))
 	}
 	for i, l := range d.Limits {
 		if l.Scope == "" {

@@ -198,7 +198,7 @@ func (x *decoder) integer(path string, v any) int64 {
 }
 
 func (x *decoder) decision(v any, d *Decision) {
-	x.object("decision", v, []string{"allow", "deny", "route", "mask", "limits", "stream", "log"}, func(k string, val any) {
+	x.object("decision", v, []string{"allow", "deny", "route", "mask", "limits", "stream", "log", "params"}, func(k string, val any) {
 		switch k {
 		case "allow":
 			d.Allow = x.boolean("allow", val)
@@ -290,6 +290,10 @@ func (x *decoder) decision(v any, d *Decision) {
 					}
 				})
 				d.Limits = append(d.Limits, l)
+			})
+		case "params":
+			x.object("params", val, []string{"default_max_tokens"}, func(_ string, val any) {
+				d.Params.DefaultMaxTokens = int(x.integer("params.default_max_tokens", val))
 			})
 		case "stream":
 			x.object("stream", val, []string{"cutoff"}, func(_ string, val any) {

@@ -346,6 +346,7 @@ func TestDecisionSchemaDefaults(t *testing.T) {
 		{"/properties/limits/items/properties/tokens", `{"allow": true, "limits": [{"scope": "s", "window": "day", "usd": 1}]}`, func(d Decision) any { return d.Limits[0].Tokens }},
 		{"/properties/limits/items/properties/requests", `{"allow": true, "limits": [{"scope": "s", "window": "day", "usd": 1}]}`, func(d Decision) any { return d.Limits[0].Requests }},
 		{"/properties/limits/items/properties/usd", `{"allow": true, "limits": [{"scope": "s", "window": "day", "tokens": 1}]}`, func(d Decision) any { return d.Limits[0].USD }},
+		{"/properties/params", `{"allow": true}`, func(d Decision) any { return d.Params }},
 		{"/properties/stream", `{"allow": true}`, func(d Decision) any { return d.Stream }},
 		{"/properties/stream/properties/cutoff", `{"allow": true, "stream": {}}`, func(d Decision) any { return d.Stream.Cutoff }},
 		{"/properties/log", `{"allow": true}`, func(d Decision) any { return d.Log }},

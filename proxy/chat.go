@@ -211,6 +211,13 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	s.metrics.decisions.WithLabelValues("allow").Inc()
 	st.ev.Allowed = true
 
+	if n := d.Params.DefaultMaxTokens; n > 0 && req.MaxOutputTokens() == 0 {
+		// The policy's cap for a request that sets none: sent upstream,
+		// and what the quota reserves for.
+		req.MaxTokens = &n
+		in.Tokens.MaxCompletion = n
+		in.Tokens.EstimatedTotal = in.Tokens.Prompt + n
+	}
 	plan, err := s.plan(req.Model, d.Route)
 	if err != nil {
 		return err

@@ -58,3 +58,25 @@ func TestErrorMessagesHideValues(t *testing.T) {
 		t.Fatalf("message %q; want the value redacted", e.Message)
 	}
 }
+
+// TestDefaultMaxTokens checks that the policy's completion cap becomes the
+// max_tokens of a request that sets none.
+func TestDefaultMaxTokens(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(completionJSON(streamModel, "ok", 5, 2))
+	})
+	policy := libraryWith(t, map[string]string{
+		"data/guardrails/data.json": `{"max_prompt_tokens": {"default": 128000}, "max_completion_tokens": {"default": 300}, "blocked_phrases": {}}`,
+	})
+	h := newHarness(t, harnessOpts{policy: policy, upstreams: []upstreamSpec{{name: "openai", url: up.URL, models: []string{streamModel}}}})
+	readAll(t, h.chat(t, chatBody(streamModel, "hello", nil)))
+	if got := up.lastRequest(t)["max_tokens"]; got != 300.0 {
+		t.Errorf("upstream max_tokens = %v, want the policy's cap 300", got)
+	}
+	readAll(t, h.chat(t, chatBody(streamModel, "hello", map[string]any{"max_tokens": 20})))
+	if got := up.lastRequest(t)["max_tokens"]; got != 20.0 {
+		t.Errorf("upstream max_tokens = %v, want the caller's 20", got)
+	}
+}

@@ -5,7 +5,9 @@
 #     (input.tokens.prompt) above the limit is denied with prompt_too_long.
 #   - max_completion_tokens {"default": N, "teams": {...}}: a max_tokens the
 #     caller set (input.params.max_tokens) above the cap is denied with
-#     max_tokens_too_high. A request that sets none is not refused.
+#     max_tokens_too_high. A request that sets none is not refused: the cap
+#     becomes its max_tokens (default_max_tokens, decision params), so that
+#     quota reserves for the cap rather than the gateway's default.
 #   - blocked_phrases {"<id>": {"phrases": [...], "category": "...",
 #     "mode": "deny"|"log" (default deny), "teams": [...], "exempt_teams": [...],
 #     "message": "..."}}: the gateway's engine matches the phrases against the
@@ -196,4 +198,10 @@ deny contains {
 } if {
 	deny_unavailable
 	input.moderation.unavailable
+}
+
+# default_max_tokens is the cap for a request that sets no max_tokens.
+default_max_tokens := max_completion if {
+	max_completion > 0
+	not input.params.max_tokens
 }

@@ -191,3 +191,17 @@ test_moderation_message if {
 	denies := guardrails.deny with input as moderated({"flagged": true, "categories": ["harassment", "violence"]}) with data.data.guardrails as {}
 	{d.message | some d in denies} == {"the moderation service flagged the request (harassment, violence); rephrase it and retry"}
 }
+
+test_default_max_tokens[tc.note] if {
+	some tc in [
+		{"note": "team cap for a request without max_tokens", "team": "finance", "params": {}, "want": 256},
+		{"note": "default cap", "team": "ml", "params": {}, "want": 4096},
+	]
+	got := guardrails.default_max_tokens with input as req(tc.team, 10, tc.params) with data.data.guardrails as limits
+	got == tc.want
+}
+
+test_default_max_tokens_absent if {
+	not guardrails.default_max_tokens with input as req("finance", 10, {"max_tokens": 100}) with data.data.guardrails as limits
+	not guardrails.default_max_tokens with input as req("ml", 10, {}) with data.data.guardrails as {}
+}

@@ -95,7 +95,14 @@ base := {
 	"limits": quota.limits,
 	"stream": {"cutoff": quota.stream_cutoff},
 	"log": {"store_prompt": store_prompt, "tags": tags},
+	"params": params,
 }
+
+# params are the request parameters the gateway sets: the completion cap
+# of guardrails for a request that sets no max_tokens.
+default params := {}
+
+params := {"default_max_tokens": n} if n := guardrails.default_max_tokens
 
 # routes holds the route of an allowed request when routing has one (a set,
 # so that partial evaluation keeps it one rule however many routes the data

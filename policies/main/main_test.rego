@@ -22,7 +22,16 @@ test_allowed_decision if {
 		"limits": {{"scope": "key:k_1", "window": "minute", "tokens": 200000}},
 		"stream": {"cutoff": false},
 		"log": {"store_prompt": false, "tags": {}},
+		"params": {},
 	}
+}
+
+# A guardrail cap on max_tokens becomes the default of a request that sets
+# none.
+test_default_max_tokens if {
+	d := main.decision with input as request(["developer"], "echo", [])
+		with data.data.guardrails.max_completion_tokens as {"default": 1024}
+	d.params == {"default_max_tokens": 1024}
 }
 
 test_denied_decision if {
@@ -53,7 +62,7 @@ test_smoke_input if {
 	}
 	not d.allow
 	{x.code | some x in d.deny} == {"model_not_allowed"}
-	object.keys(d) == {"allow", "deny", "mask", "limits", "stream", "log"}
+	object.keys(d) == {"allow", "deny", "mask", "limits", "stream", "log", "params"}
 }
 
 routing := {
