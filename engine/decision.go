@@ -8,13 +8,13 @@ import (
 // Decision is what a policy returns and the gateway enforces. Fields the
 // policy leaves out take the defaults documented in policies/README.md.
 type Decision struct {
-	Allow  bool    `json:"allow"`
-	Deny   []Deny  `json:"deny"`
-	Route  *Route  `json:"route,omitempty"`
-	Mask   Mask    `json:"mask"`
-	Limits []Limit `json:"limits"`
-	Stream Stream  `json:"stream"`
-	Log    Log     `json:"log"`
+	Allow  bool           `json:"allow"`
+	Deny   []Deny         `json:"deny"`
+	Route  *Route         `json:"route,omitempty"`
+	Mask   Mask           `json:"mask"`
+	Limits []Limit        `json:"limits"`
+	Stream Stream         `json:"stream"`
+	Log    Log            `json:"log"`
 	Params ParamsOverride `json:"params"`
 }
 
