@@ -113,7 +113,8 @@ const insertColumns = "request_id, timestamp, subject, key_id, team, org, kind, 
 	"model_requested, model_routed, provider, status, allowed, deny_code, bundle_revision, " +
 	"pii_types, pii_count, prompt_tokens_estimated, prompt_tokens, completion_tokens, cached_tokens, " +
 	"cost_micros, cost_usd, latency_ms, ttft_ms, stream, cut_off, attempts, error, path, client_ip, " +
-	"user, agent_chain, fallbacks, pii_counts, tag_keys, tag_values, prompt, response"
+	"user, agent_chain, fallbacks, pii_counts, tag_keys, tag_values, prompt, response, " +
+	"attempt_targets, attempt_outcomes, attempt_latency_ms"
 
 // decisionColumns names every column InsertDecisions writes, in the order
 // of appendDecision's values.
@@ -323,6 +324,12 @@ func appendEvent(b driver.Batch, e *Event, now time.Time) error {
 		ts = now
 	}
 	keys, values := sortedTags(e.Tags)
+	targets := make([]string, len(e.AttemptLog))
+	outcomes := make([]string, len(e.AttemptLog))
+	latencies := make([]float64, len(e.AttemptLog))
+	for i, a := range e.AttemptLog {
+		targets[i], outcomes[i], latencies[i] = a.Target, a.Outcome, a.LatencyMS
+	}
 	return b.Append(
 		e.RequestID,
 		ts,
@@ -362,6 +369,9 @@ func appendEvent(b driver.Batch, e *Event, now time.Time) error {
 		values,
 		nullable(e.Prompt),
 		nullable(e.Response),
+		targets,
+		outcomes,
+		latencies,
 	)
 }
 

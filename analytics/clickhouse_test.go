@@ -37,7 +37,7 @@ func TestClickHouse(t *testing.T) {
 			t.Fatalf("Migrate run %d: %v", i+1, err)
 		}
 	}
-	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1, 3: 1, 4: 1}, migrationRows(ctx, t, ch, "tollgate")); diff != "" {
+	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1, 3: 1, 4: 1, 5: 1}, migrationRows(ctx, t, ch, "tollgate")); diff != "" {
 		t.Errorf("schema_migrations rows per version (-want +got):\n%s", diff)
 	}
 	for _, table := range []string{"inference_log", "decision_log"} {
@@ -260,6 +260,8 @@ func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where strin
 			piiCounts                          []uint32
 			tagKeys, tagValues                 []string
 			promptText, response               *string
+			targets, outcomes                  []string
+			latencies                          []float64
 		)
 		if err := rows.Scan(
 			&e.RequestID, &e.Time, &e.Subject, &e.KeyID, &e.Team, &e.Org, &e.Kind,
@@ -267,6 +269,7 @@ func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where strin
 			&e.PIITypes, &piiCount, &estimated, &prompt, &compl, &cached,
 			&e.CostMicros, &costUSD, &e.LatencyMS, &e.TTFTMS, &e.Stream, &e.CutOff, &attempts, &e.Error, &e.Path, &e.ClientIP,
 			&e.User, &e.AgentChain, &fallbacks, &piiCounts, &tagKeys, &tagValues, &promptText, &response,
+			&targets, &outcomes, &latencies,
 		); err != nil {
 			t.Fatalf("scan: %v", err)
 		}
@@ -301,6 +304,9 @@ func selectEvents(ctx context.Context, t *testing.T, ch *ClickHouse, where strin
 		}
 		if len(e.AgentChain) == 0 {
 			e.AgentChain = nil
+		}
+		for i := range targets {
+			e.AttemptLog = append(e.AttemptLog, Attempt{Target: targets[i], Outcome: outcomes[i], LatencyMS: latencies[i]})
 		}
 		if costUSD != e.CostUSD() {
 			t.Errorf("%s: cost_usd = %v, want %v (cost_micros %d)", e.RequestID, costUSD, e.CostUSD(), e.CostMicros)
@@ -373,7 +379,7 @@ func TestClickHouseMigrateUpgrade(t *testing.T) {
 	if err := ch.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1, 3: 1, 4: 1}, migrationRows(ctx, t, ch, db)); diff != "" {
+	if diff := cmp.Diff(map[uint32]uint64{1: 1, 2: 1, 3: 1, 4: 1, 5: 1}, migrationRows(ctx, t, ch, db)); diff != "" {
 		t.Errorf("schema_migrations rows per version (-want +got):\n%s", diff)
 	}
 	if err := ch.InsertDecisions(ctx, sampleDecisions(2)); err != nil {

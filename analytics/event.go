@@ -91,6 +91,9 @@ type Event struct {
 	// Fallbacks counts the upstream attempts that went to a fallback
 	// target (decision route.fallbacks); 0 when the first target answered.
 	Fallbacks int `json:"fallbacks,omitempty"`
+	// AttemptLog lists every upstream attempt in order: target, outcome
+	// and latency (stored as parallel arrays).
+	AttemptLog []Attempt `json:"attempt_log,omitempty"`
 	// PIICounts is parallel to PIITypes: PIICounts[i] findings of type
 	// PIITypes[i]. Nil when only the total (PIICount) is known.
 	PIICounts []int `json:"pii_counts,omitempty"`
@@ -102,6 +105,16 @@ type Event struct {
 	// (NULL in ClickHouse).
 	Prompt   string `json:"prompt,omitempty"`
 	Response string `json:"response,omitempty"`
+}
+
+// Attempt is one upstream call of a request.
+type Attempt struct {
+	// Target is "provider/model".
+	Target string `json:"target"`
+	// Outcome is ok, rate_limited, server_error, timeout, rejected, broken
+	// or circuit_open (skipped without a call).
+	Outcome   string  `json:"outcome"`
+	LatencyMS float64 `json:"latency_ms"`
 }
 
 // CostUSD returns the cost in US dollars.

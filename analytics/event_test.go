@@ -46,6 +46,7 @@ func sampleEvents(n int) []Event {
 			User:                  fmt.Sprintf("human%d", i),
 			AgentChain:            [][]string{nil, {"agent-a"}, {"agent-a", "agent-b"}}[i%3],
 			Fallbacks:             i % 2,
+			AttemptLog:            [][]Attempt{nil, {{Target: "openai/gpt-4o", Outcome: "ok", LatencyMS: 12.5}}, {{Target: "a/m", Outcome: "rate_limited", LatencyMS: 1.5}, {Target: "b/m", Outcome: "ok", LatencyMS: 30}}}[i%3],
 			PIICounts:             [][]int{{1}, {2, 3}, {4}}[i%3],
 			Tags:                  []map[string]string{{"project": "search"}, {"project": "ml", "env": "prod"}, nil}[i%3],
 			Prompt:                []string{"", "masked <EMAIL_1>"}[i%2],

@@ -106,7 +106,7 @@ func TestMigrationsDDL(t *testing.T) {
 			for _, m := range migs {
 				names = append(names, fmt.Sprintf("%04d_%s", m.Version, m.Name))
 			}
-			if diff := cmp.Diff([]string{"0001_inference_log", "0002_decision_log", "0003_inference_log_fields", "0004_usage_daily"}, names); diff != "" {
+			if diff := cmp.Diff([]string{"0001_inference_log", "0002_decision_log", "0003_inference_log_fields", "0004_usage_daily", "0005_inference_log_attempts"}, names); diff != "" {
 				t.Fatalf("Migrations (-want +got):\n%s", diff)
 			}
 			var b strings.Builder

@@ -190,6 +190,12 @@ func TestFaultMatrix(t *testing.T) {
 				t.Errorf("upstream calls %v, want %v", got, tt.calls)
 			}
 			ev := h.events.one(t)
+			if len(ev.AttemptLog) < tt.attempts || (tt.status == 200 && tt.streamErr == "" && ev.AttemptLog[len(ev.AttemptLog)-1].Outcome != "ok") {
+				t.Errorf("attempt log %+v; want every attempt, the last one ok", ev.AttemptLog)
+			}
+			if tt.fallbacks > 0 && !strings.HasPrefix(ev.AttemptLog[len(ev.AttemptLog)-1].Target, "b/") {
+				t.Errorf("attempt log %+v; want the last attempt on the fallback b", ev.AttemptLog)
+			}
 			if ev.Attempts != tt.attempts || ev.Fallbacks != tt.fallbacks || ev.Error != tt.eventError {
 				t.Errorf("event attempts=%d fallbacks=%d error=%q, want %d %d %q", ev.Attempts, ev.Fallbacks, ev.Error, tt.attempts, tt.fallbacks, tt.eventError)
 			}

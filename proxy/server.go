@@ -330,6 +330,9 @@ func (s *Server) HTTPServer() *http.Server {
 		ReadTimeout:       mustDuration(s.cfg.ReadTimeout),
 		IdleTimeout:       mustDuration(s.cfg.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
+		// TLS handshake failures and other connection errors go to the
+		// gateway's structured log, not the standard logger.
+		ErrorLog: slog.NewLogLogger(s.deps.Log.Handler(), slog.LevelWarn),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tollgate/tollgate/analytics"
 	"github.com/tollgate/tollgate/engine"
 	"github.com/tollgate/tollgate/proxy/openai"
 	"github.com/tollgate/tollgate/proxy/provider"
@@ -108,7 +109,12 @@ func (s *Server) recordAttempts(st *call, p router.Plan, attempts []router.Attem
 		primary[router.Target{Provider: t.Provider, Model: t.Model}] = true
 	}
 	st.ev.Attempts, st.ev.Fallbacks = 0, 0
+	st.ev.AttemptLog = st.ev.AttemptLog[:0]
 	for _, a := range attempts {
+		st.ev.AttemptLog = append(st.ev.AttemptLog, analytics.Attempt{
+			Target: a.Target.Provider + "/" + a.Target.Model, Outcome: string(a.Outcome),
+			LatencyMS: float64(a.Latency.Microseconds()) / 1000,
+		})
 		if a.Outcome == router.Skipped {
 			continue
 		}

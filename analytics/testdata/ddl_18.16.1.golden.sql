@@ -132,3 +132,12 @@ SELECT
 FROM tollgate.inference_log
 GROUP BY day, team, key_id, model, provider;
 
+-- inference_log_attempts
+ALTER TABLE tollgate.inference_log ADD COLUMN attempt_targets Array(String) AFTER fallbacks;
+
+-- inference_log_attempts
+ALTER TABLE tollgate.inference_log ADD COLUMN attempt_outcomes Array(String) AFTER attempt_targets;
+
+-- inference_log_attempts
+ALTER TABLE tollgate.inference_log ADD COLUMN attempt_latency_ms Array(Float64) AFTER attempt_outcomes;
+

@@ -1,7 +1,7 @@
 -- Tollgate analytics schema for a ClickHouse cluster (current releases):
 -- per shard, replicated local tables; on every node, Distributed tables
 -- with the names the gateway and the FinOps queries use. It is the
--- clustered form of the migrations in analytics/schema (versions 1-4).
+-- clustered form of the migrations in analytics/schema (versions 1-5).
 --
 -- Apply once, with clickhouse-client --multiquery, from any node. The
 -- cluster is named by the {cluster} macro, and each node's config needs
@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS tollgate.inference_log_local ON CLUSTER '{cluster}'
     cut_off                 UInt8,
     attempts                UInt8,
     fallbacks               UInt8,
+    attempt_targets         Array(String),
+    attempt_outcomes        Array(LowCardinality(String)),
+    attempt_latency_ms      Array(Float64),
     error                   LowCardinality(String),
     path                    LowCardinality(String),
     client_ip               String,
@@ -166,4 +169,5 @@ INSERT INTO tollgate.schema_migrations (version, name, server_version, applied_a
     (1, 'inference_log', 'cluster.sql', now()),
     (2, 'decision_log', 'cluster.sql', now()),
     (3, 'inference_log_fields', 'cluster.sql', now()),
-    (4, 'usage_daily', 'cluster.sql', now());
+    (4, 'usage_daily', 'cluster.sql', now()),
+    (5, 'inference_log_attempts', 'cluster.sql', now());

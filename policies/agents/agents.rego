@@ -7,8 +7,10 @@
 #   - agents {"<subject>": {"act_for": [glob, ...], "models": [...],
 #     "tools": [...]}}: an agent listed here may act only for the principals
 #     its act_for patterns match (default ["*"]; glob.match with no
-#     delimiters); the agent that sends the request may use only its models
-#     and its tools (each list unset: no restriction).
+#     delimiters), and a request made through it may use only its models
+#     and its tools (each list unset: no restriction). Every agent of the
+#     chain applies its lists, so delegating can only narrow what is
+#     allowed: an agent acting for a restricted agent is restricted too.
 #   - require_registration (default false): agents not listed are denied.
 package tollgate.agents
 
@@ -67,24 +69,30 @@ deny contains {
 	not acts_for(entry, chain[i - 1].subject)
 }
 
-# caller is the registry entry of the agent that sent the request.
-caller := registry[chain[count(chain) - 1].subject] if count(chain) > 1
+# restricting lists, for every registered agent of the chain, its entry.
+restricting contains [link.subject, entry] if {
+	some i, link in chain
+	i > 0
+	entry := registry[link.subject]
+}
 
 deny contains {
 	"code": "model_not_allowed",
 	"status": 403,
-	"message": sprintf("agent %q may not use model %q; use one of %v", [chain[count(chain) - 1].subject, input.model.requested, caller.models]),
+	"message": sprintf("agent %q may not use model %q; use one of %v", [agent, input.model.requested, entry.models]),
 } if {
-	is_array(caller.models)
-	not input.model.requested in caller.models
+	some [agent, entry] in restricting
+	is_array(entry.models)
+	not input.model.requested in entry.models
 }
 
 deny contains {
 	"code": "tool_not_allowed",
 	"status": 403,
-	"message": sprintf("agent %q may not offer the tool %q to the model; use only %v", [chain[count(chain) - 1].subject, name, caller.tools]),
+	"message": sprintf("agent %q may not offer the tool %q to the model; use only %v", [agent, name, entry.tools]),
 } if {
-	is_array(caller.tools)
+	some [agent, entry] in restricting
+	is_array(entry.tools)
 	some name in input.params.tool_names
-	not name in caller.tools
+	not name in entry.tools
 }
