@@ -309,7 +309,7 @@ func FromOpenAIRequest(req *openai.ChatRequest, defaultMaxTokens int) (*Request,
 		var blocks []Block
 		switch m.Role {
 		case "system", "developer":
-			for _, p := range textParts(m.Content) {
+			for _, p := range m.Content.TextParts() {
 				system = append(system, Block{Type: "text", Text: p})
 			}
 			continue
@@ -322,7 +322,7 @@ func FromOpenAIRequest(req *openai.ChatRequest, defaultMaxTokens int) (*Request,
 			blocks = bs
 		case "assistant":
 			role = "assistant"
-			for _, p := range textParts(m.Content) {
+			for _, p := range m.Content.TextParts() {
 				blocks = append(blocks, Block{Type: "text", Text: p})
 			}
 			for j, tc := range m.ToolCalls {
@@ -459,23 +459,6 @@ func toolResultsFirst(bs []Block) {
 			k++
 		}
 	}
-}
-
-// textParts returns the non-empty text of a content, one entry per part.
-func textParts(c openai.Content) []string {
-	if !c.IsParts {
-		if c.Text == "" {
-			return nil
-		}
-		return []string{c.Text}
-	}
-	var out []string
-	for _, p := range c.Parts {
-		if p.Type == "text" && p.Text != "" {
-			out = append(out, p.Text)
-		}
-	}
-	return out
 }
 
 func userBlocks(c openai.Content, where string) ([]Block, error) {

@@ -88,6 +88,24 @@ type ContentPart struct {
 	Refusal    string          `json:"refusal,omitempty"`
 }
 
+// TextParts returns the non-empty texts of the content: the string, or
+// the text of each text part, in order.
+func (c Content) TextParts() []string {
+	if !c.IsParts {
+		if c.Text == "" {
+			return nil
+		}
+		return []string{c.Text}
+	}
+	var out []string
+	for _, p := range c.Parts {
+		if p.Type == "text" && p.Text != "" {
+			out = append(out, p.Text)
+		}
+	}
+	return out
+}
+
 // TextContent returns a string content.
 func TextContent(s string) Content { return Content{Text: s} }
 

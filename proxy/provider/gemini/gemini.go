@@ -268,7 +268,7 @@ func FromOpenAIRequest(req *openai.ChatRequest) (*Request, error) {
 		var parts []Part
 		switch m.Role {
 		case "system", "developer":
-			for _, t := range textParts(m.Content) {
+			for _, t := range m.Content.TextParts() {
 				system = append(system, Part{Text: t})
 			}
 			continue
@@ -281,7 +281,7 @@ func FromOpenAIRequest(req *openai.ChatRequest) (*Request, error) {
 			parts = ps
 		case "assistant":
 			role = "model"
-			for _, t := range textParts(m.Content) {
+			for _, t := range m.Content.TextParts() {
 				parts = append(parts, Part{Text: t})
 			}
 			for j, tc := range m.ToolCalls {
@@ -460,22 +460,6 @@ func ResponseText(obj json.RawMessage) string {
 		return string(obj)
 	}
 	return b.String()
-}
-
-func textParts(c openai.Content) []string {
-	if !c.IsParts {
-		if c.Text == "" {
-			return nil
-		}
-		return []string{c.Text}
-	}
-	var out []string
-	for _, p := range c.Parts {
-		if p.Type == "text" && p.Text != "" {
-			out = append(out, p.Text)
-		}
-	}
-	return out
 }
 
 func userParts(c openai.Content, where string) ([]Part, error) {
