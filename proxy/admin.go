@@ -22,6 +22,7 @@ import (
 //	GET  /admin/v1/whoami                the caller's principal and allowed actions (any caller)
 //	GET  /admin/v1/bundles               bundle sources, revisions and errors (bundles:read)
 //	GET  /admin/v1/quota?scope=&window=  a scope's usage in the current window (quota:read)
+//	DELETE /admin/v1/quota?scope=&window= reset that usage to zero (quota:write)
 //	GET  /admin/v1/keys                  API keys of the config and the key store, without hashes (keys:read)
 //	POST /admin/v1/keys/:id/revoke       revoke a key of the key store (keys:write)
 
@@ -36,6 +37,7 @@ func (s *Server) registerAdmin(e *echo.Echo) {
 	g.GET("/whoami", s.adminWhoami)
 	g.GET("/bundles", s.adminBundles, requireAction("bundles:read"))
 	g.GET("/quota", s.adminQuota, requireAction("quota:read"))
+	g.DELETE("/quota", s.adminQuotaReset, requireAction("quota:write"))
 	g.GET("/keys", s.adminKeys, requireAction("keys:read"))
 	g.POST("/keys/:id/revoke", s.adminRevokeKey, requireAction("keys:write"))
 }
@@ -67,6 +69,29 @@ func (s *Server) adminQuota(c echo.Context) error {
 		"scope": scope, "window": string(w), "at": now,
 		"used": map[string]any{"tokens": u.Tokens, "requests": u.Requests, "usd": float64(u.USDMicros) / 1e6, "usd_micros": u.USDMicros},
 	})
+}
+
+// quotaResetter is a limiter that can reset a scope's counters.
+type quotaResetter interface {
+	Reset(ctx context.Context, now time.Time, limit quota.Limit) error
+}
+
+func (s *Server) adminQuotaReset(c echo.Context) error {
+	scope := c.QueryParam("scope")
+	w, err := quota.ParseWindow(c.QueryParam("window"))
+	if scope == "" || err != nil {
+		return apiError(http.StatusBadRequest, "invalid_request", "name the scope and the window, e.g. ?scope=team:ml&window=day")
+	}
+	qr, ok := s.deps.Limiter.(quotaResetter)
+	if !ok {
+		return apiError(http.StatusNotImplemented, "not_supported", "this gateway's quota backend cannot reset counters")
+	}
+	if err := qr.Reset(c.Request().Context(), s.now(), quota.Limit{Scope: scope, Window: w}); err != nil {
+		return apiError(http.StatusServiceUnavailable, "quota_unavailable", "the quota store did not answer; retry shortly")
+	}
+	caller, _ := c.Get(adminIdentityKey).(engine.Identity)
+	s.deps.Log.Info("quota reset", "scope", scope, "window", string(w), "by", caller.Subject)
+	return c.JSON(http.StatusOK, map[string]any{"scope": scope, "window": string(w), "reset": true})
 }
 
 // adminKey is the JSON shape of a key in the admin API: never its hash.

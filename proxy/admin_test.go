@@ -170,6 +170,15 @@ func TestAdminQuota(t *testing.T) {
 	if status != 200 || used["tokens"] != 120.0 || used["requests"] != 1.0 || used["usd_micros"] != 2500.0 {
 		t.Fatalf("quota: %d %v; want 120 tokens, 1 request, 2500 micro-dollars", status, body)
 	}
+	if status, _ := adminDo(t, http.MethodDelete, url+"/admin/v1/quota?scope=team:ml&window=day", keys["auditor"]); status != 403 {
+		t.Errorf("auditor resetting: status %d, want 403 (quota:write)", status)
+	}
+	if status, body := adminDo(t, http.MethodDelete, url+"/admin/v1/quota?scope=team:ml&window=day", keys["admin"]); status != 200 || body["reset"] != true {
+		t.Fatalf("admin resetting: %d %v", status, body)
+	}
+	if _, body := adminGet(t, url+"/admin/v1/quota?scope=team:ml&window=day", keys["admin"]); body["used"].(map[string]any)["tokens"] != 0.0 {
+		t.Errorf("after the reset: %v, want 0 tokens", body)
+	}
 	if status, _ := adminGet(t, url+"/admin/v1/quota?scope=team:ml&window=year", keys["admin"]); status != 400 {
 		t.Errorf("window year: status %d, want 400", status)
 	}

@@ -23,6 +23,8 @@ Each request counts once, even when the spool delivered it twice.
 
 Reports:
 %s
+  quota      live quota counters of a scope, from Redis (tollgate usage quota --help)
+
 Dimensions for --by: %s.
 Times (--since, --until, --now): a duration back from now (30m, 12h, 7d),
 a date (2026-11-01, UTC) or RFC 3339.
@@ -47,6 +49,9 @@ func usageText() string {
 
 // usageCmd runs a FinOps report and prints it.
 func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "quota" {
+		return usageQuota(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usageText()); fs.PrintDefaults() }

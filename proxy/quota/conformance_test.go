@@ -22,6 +22,7 @@ type testLimiter interface {
 	quota.Limiter
 	Extend(ctx context.Context, now time.Time, r *quota.Reservation, add quota.Amount) error
 	Usage(ctx context.Context, now time.Time, limit quota.Limit) (quota.Amount, error)
+	Reset(ctx context.Context, now time.Time, limit quota.Limit) error
 }
 
 // newLimiter returns a fresh, empty limiter aligning days and months in loc.
@@ -98,6 +99,16 @@ func testConformance(t *testing.T, newL newLimiter) {
 		loc  *time.Location
 		run  func(t *testing.T, l testLimiter)
 	}{
+		{name: "reset zeroes one scope and window", run: func(t *testing.T, l testLimiter) {
+			settle(t, l.Reconcile(t.Context(), reserve(t, l, t0, []quota.Limit{keyMin, teamDay}, quota.Amount{Tokens: 450, Requests: 1}), quota.Amount{Tokens: 450, Requests: 1}))
+			exceeded(t, l, t0, []quota.Limit{teamDay}, quota.Amount{Tokens: 100})
+			if err := l.Reset(t.Context(), t0, teamDay); err != nil {
+				t.Fatal(err)
+			}
+			wantUsage(t, l, t0, teamDay, quota.Amount{})
+			wantUsage(t, l, t0, keyMin, quota.Amount{Tokens: 450, Requests: 1})
+			reserve(t, l, t0, []quota.Limit{teamDay}, quota.Amount{Tokens: 100})
+		}},
 		{name: "reserve within limit", run: func(t *testing.T, l testLimiter) {
 			amt := quota.Amount{Tokens: 400, Requests: 1}
 			r := reserve(t, l, t0, []quota.Limit{keyMin}, amt)

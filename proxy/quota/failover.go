@@ -124,6 +124,23 @@ func (f *Failover) Usage(ctx context.Context, now time.Time, limit Limit) (Amoun
 	return p.Usage(ctx, now, limit)
 }
 
+// Reset zeroes a scope's counters on the primary, and on the fallback too
+// in open mode (the local counters it kept while the primary was down).
+func (f *Failover) Reset(ctx context.Context, now time.Time, limit Limit) error {
+	type resetter interface {
+		Reset(ctx context.Context, now time.Time, limit Limit) error
+	}
+	p, ok := f.primary.(resetter)
+	if !ok {
+		return errors.New("quota reset: the backend cannot reset counters")
+	}
+	err := p.Reset(ctx, now, limit)
+	if fb, ok := f.fallback.(resetter); ok && f.open {
+		err = errors.Join(err, fb.Reset(ctx, now, limit))
+	}
+	return err
+}
+
 func (f *Failover) backend(r *Reservation) Limiter {
 	if f.fallback != nil && owns(f.fallback, r) {
 		return f.fallback

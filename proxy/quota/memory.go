@@ -218,6 +218,29 @@ func (m *Memory) Usage(ctx context.Context, now time.Time, limit Limit) (Amount,
 	return Amount{Tokens: n[dimTokens], Requests: n[dimRequests], USDMicros: n[dimUSD]}, nil
 }
 
+// Reset zeroes the counters of limit's scope in the window containing now.
+// Reservations still in flight settle against the new counters, so the
+// scope may briefly read below zero.
+func (m *Memory) Reset(ctx context.Context, now time.Time, limit Limit) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("quota reset: %w", err)
+	}
+	start, _, err := limit.Window.Bounds(now, m.loc)
+	if err != nil {
+		return fmt.Errorf("quota reset: %w", err)
+	}
+	k := memKey{scope: limit.Scope, start: start.Unix(), window: windowIndex(limit.Window)}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for d := range numDimensions {
+		k.dim = d
+		if b := m.buckets[k]; b != nil {
+			b.used = 0
+		}
+	}
+	return nil
+}
+
 func (m *Memory) owns(r *Reservation) bool { return r != nil && r.owner == m }
 
 // sweep deletes up to n buckets whose window ended more than bucketGrace

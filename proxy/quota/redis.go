@@ -423,6 +423,27 @@ func (r *Redis) Usage(ctx context.Context, now time.Time, limit Limit) (Amount, 
 	return Amount{Tokens: n[dimTokens], Requests: n[dimRequests], USDMicros: n[dimUSD]}, nil
 }
 
+// Reset deletes the counters of limit's scope in the window containing
+// now (its keys share a hash tag, so one command serves a Cluster too).
+// Reservations still in flight settle against the new counters.
+func (r *Redis) Reset(ctx context.Context, now time.Time, limit Limit) error {
+	const op = "quota reset"
+	start, _, err := limit.Window.Bounds(now, r.loc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.callTimeout)
+	defer cancel()
+	if err := r.client.Del(cctx,
+		r.key(limit.Scope, dimTokens, limit.Window, start),
+		r.key(limit.Scope, dimRequests, limit.Window, start),
+		r.key(limit.Scope, dimUSD, limit.Window, start),
+	).Err(); err != nil {
+		return r.fail(ctx, op, err)
+	}
+	return nil
+}
+
 // Ping checks that Redis answers within the call timeout, for readiness.
 func (r *Redis) Ping(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, r.callTimeout)
