@@ -532,6 +532,28 @@ func (w *BatchWriter[T]) Sync(ctx context.Context) error {
 	return err
 }
 
+// Journal returns once every record enqueued before the call is in the
+// spool: written, so that it survives the process being killed, and forced
+// to disk as the fsync policy says (at once under "always"). Records
+// enqueued by concurrent callers share one write. Without a spool there is
+// nothing durable to wait for, and it returns nil at once.
+func (w *BatchWriter[T]) Journal(ctx context.Context) error {
+	if w.sp == nil {
+		return nil
+	}
+	w.mu.RLock()
+	state := w.state
+	w.mu.RUnlock()
+	switch state {
+	case stateNew:
+		return fmt.Errorf("%s journal: not started", w.spec.what)
+	case stateStopped:
+		return ErrStopped
+	}
+	_, err := w.requestFlush(ctx, false)
+	return err
+}
+
 // requestFlush has the loop write (or journal) everything queued now.
 func (w *BatchWriter[T]) requestFlush(ctx context.Context, sync bool) (flushReply, error) {
 	req := flushRequest{reply: make(chan flushReply, 1), sync: sync}

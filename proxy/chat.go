@@ -55,6 +55,8 @@ type call struct {
 	resp *respMask
 	// storePrompt keeps the prompt and the answer, masked, in the log.
 	storePrompt bool
+	// doneAfterLog asks for the stream's [DONE] after the event is logged.
+	doneAfterLog bool
 }
 
 // meter tracks the output tokens of a stream with cut-off against its
@@ -126,8 +128,40 @@ func (s *Server) chatCompletions(c echo.Context) error {
 	s.metrics.requests.WithLabelValues(strconv.Itoa(st.ev.Status)).Inc()
 	s.metrics.duration.WithLabelValues(strconv.FormatBool(st.ev.Stream)).Observe(end.Sub(st.start).Seconds())
 	s.deps.Events.Enqueue(st.ev)
+	s.journal(r.Context(), rid)
+	if st.doneAfterLog {
+		// The stream's end marker goes last: a client that has it knows its
+		// request is logged.
+		w := c.Response()
+		_ = sse.WriteDone(w)
+		w.Flush()
+	}
 	return nil
 }
+
+// journaler is a log sink that can wait until what was enqueued is on disk
+// (the analytics writer with a spool).
+type journaler interface {
+	Journal(ctx context.Context) error
+}
+
+// journal waits until the request's decision and inference events are in
+// the spool, so that a response the client has in full is never lost with
+// a crash of the gateway. Concurrent requests share one write.
+func (s *Server) journal(ctx context.Context, rid string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), journalTimeout)
+	defer cancel()
+	for _, sink := range []any{s.deps.Decisions, s.deps.Events} {
+		if j, ok := sink.(journaler); ok {
+			if err := j.Journal(ctx); err != nil {
+				s.deps.Log.Error("analytics event not journaled before the response ended", "request_id", rid, "err", err)
+			}
+		}
+	}
+}
+
+// journalTimeout bounds the wait for the spool.
+const journalTimeout = 5 * time.Second
 
 func (s *Server) serveChat(c echo.Context, st *call) error {
 	r := c.Request()
@@ -549,6 +583,9 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, plan ro
 	defer s.metrics.streamsActive.Dec()
 
 	w := c.Response()
+	// A stream lasts as long as the model writes: lift the server's write
+	// timeout (an error means the writer has none to lift).
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -578,10 +615,7 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, plan ro
 				maskFailed = true
 				break
 			}
-			if err := sse.WriteDone(w); err != nil {
-				clientGone = true
-			}
-			w.Flush()
+			st.doneAfterLog = true // written once the event is logged
 			break
 		}
 		if err != nil {
@@ -762,8 +796,8 @@ func (s *Server) endCutOff(w *echo.Response, st *call, req *openai.ChatRequest, 
 			return
 		}
 	}
-	_ = sse.WriteDone(w)
 	w.Flush()
+	st.doneAfterLog = true
 }
 
 // requestID keeps a caller's request id when it is short and printable,

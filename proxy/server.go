@@ -40,6 +40,9 @@ type Config struct {
 	ReadHeaderTimeout string `yaml:"read_header_timeout"`
 	ReadTimeout       string `yaml:"read_timeout"`
 	IdleTimeout       string `yaml:"idle_timeout"`
+	// WriteTimeout bounds writing a non-streaming answer; streams lift it
+	// once they start (the upstream deadline bounds their wait).
+	WriteTimeout string `yaml:"write_timeout"`
 	ShutdownTimeout   string `yaml:"shutdown_timeout"`
 	// TrustForwardedFor takes the client IP from X-Forwarded-For.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
@@ -84,6 +87,9 @@ func (c *Config) Defaults() {
 	if c.IdleTimeout == "" {
 		c.IdleTimeout = "120s"
 	}
+	if c.WriteTimeout == "" {
+		c.WriteTimeout = "180s"
+	}
 	if c.ShutdownTimeout == "" {
 		c.ShutdownTimeout = "30s"
 	}
@@ -116,7 +122,7 @@ func (c *Config) Validate() error {
 	}
 	for _, d := range []struct{ name, v string }{
 		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
-		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"write_timeout", c.WriteTimeout},
 		{"upstream_deadline", c.UpstreamDeadline},
 	} {
 		if x, err := time.ParseDuration(d.v); err != nil || x <= 0 {
@@ -320,8 +326,9 @@ func (s *Server) hasher(tenant string) *pii.Hasher {
 func (s *Server) Handler() http.Handler { return s.e }
 
 // HTTPServer returns an http.Server for the handler with the configured
-// timeouts. No write timeout is set: streams last as long as the model
-// writes; the upstream timeout bounds the wait for it.
+// timeouts. The write timeout covers non-streaming answers; a stream lifts
+// it when it starts, since it lasts as long as the model writes (the
+// upstream deadline bounds the wait for its first chunk).
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Addr:              s.cfg.Listen,
@@ -329,6 +336,7 @@ func (s *Server) HTTPServer() *http.Server {
 		ReadHeaderTimeout: mustDuration(s.cfg.ReadHeaderTimeout),
 		ReadTimeout:       mustDuration(s.cfg.ReadTimeout),
 		IdleTimeout:       mustDuration(s.cfg.IdleTimeout),
+		WriteTimeout:      mustDuration(s.cfg.WriteTimeout),
 		MaxHeaderBytes:    64 << 10,
 		// TLS handshake failures and other connection errors go to the
 		// gateway's structured log, not the standard logger.
