@@ -42,8 +42,8 @@ type Config struct {
 	IdleTimeout       string `yaml:"idle_timeout"`
 	// WriteTimeout bounds writing a non-streaming answer; streams lift it
 	// once they start (the upstream deadline bounds their wait).
-	WriteTimeout string `yaml:"write_timeout"`
-	ShutdownTimeout   string `yaml:"shutdown_timeout"`
+	WriteTimeout    string `yaml:"write_timeout"`
+	ShutdownTimeout string `yaml:"shutdown_timeout"`
 	// TrustForwardedFor takes the client IP from X-Forwarded-For.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
 	// PolicyHeaders are the request headers the policy sees as
