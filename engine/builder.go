@@ -35,6 +35,15 @@ func NewBuilder(counter *tokens.Counter, scanner *pii.Scanner) *Builder {
 // Scanner returns the PII scanner the builder uses, for the response side.
 func (b *Builder) Scanner() *pii.Scanner { return b.scanner }
 
+// With returns a builder that scans with s (a policy's custom detectors),
+// or b itself when s is nil.
+func (b *Builder) With(s *pii.Scanner) *Builder {
+	if s == nil {
+		return b
+	}
+	return &Builder{counter: b.counter, scanner: s}
+}
+
 // Where a segment's text is, as in input.pii.findings[].where.
 const (
 	WhereContent        = "content"         // a message's content (string or text part)

@@ -23,6 +23,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/tollgate/tollgate/bundles"
+	"github.com/tollgate/tollgate/engine/pii"
 )
 
 // DefaultEntrypoint is the rule the gateway evaluates.
@@ -120,7 +121,13 @@ type Policy struct {
 	models  map[string]bool
 	// admin is the admin entrypoint, prepared.
 	admin rego.PreparedEvalQuery
+	// scanner has the bundle's custom PII detectors; nil when it has none.
+	scanner *pii.Scanner
 }
+
+// Scanner returns the PII scanner with the bundle's custom detectors, or
+// nil when the bundle has none (the gateway's default scanner serves).
+func (p *Policy) Scanner() *pii.Scanner { return p.scanner }
 
 // Compile prepares b for evaluation and smoke-evaluates it on a sample input;
 // the result is not yet current (see Activate).
@@ -167,7 +174,11 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
-	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, admin: admin, phrases: phrases, models: knownModels(b.Data)}
+	scanner, err := newScanner(b.Data)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
+	}
+	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, admin: admin, phrases: phrases, models: knownModels(b.Data), scanner: scanner}
 	if partialErr == nil {
 		partialErr = sameSmokeDecision(ctx, q, fast)
 	}

@@ -673,3 +673,20 @@ func TestAllowedActions(t *testing.T) {
 		t.Errorf("actions [1]: error %v, want ErrInvalidDecision", err)
 	}
 }
+
+func TestCustomDetectorsCompile(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, Config{})
+	good := overrideData(t, defaultBundle(t), map[string]string{"data.pii.custom_detectors": `[{"type": "EMPLOYEE_ID", "pattern": "EMP-[0-9]{6}"}]`})
+	p := compile(t, e, good)
+	if p.Scanner() == nil || len(p.Scanner().Scan("badge EMP-123456", nil)) != 1 {
+		t.Fatal("the bundle's custom detector does not find its value")
+	}
+	if compile(t, e, defaultBundle(t)).Scanner() != nil {
+		t.Error("a bundle without custom detectors got its own scanner; want the default")
+	}
+	bad := overrideData(t, defaultBundle(t), map[string]string{"data.pii.custom_detectors": `[{"type": "EMPLOYEE_ID", "pattern": "EMP-[0-9"}]`})
+	if _, err := e.Compile(t.Context(), bad); err == nil || !strings.Contains(err.Error(), "custom_detectors") {
+		t.Fatalf("a detector that does not compile: %v; want the bundle refused, naming custom_detectors", err)
+	}
+}

@@ -57,6 +57,8 @@ type call struct {
 	storePrompt bool
 	// doneAfterLog asks for the stream's [DONE] after the event is logged.
 	doneAfterLog bool
+	// scanner is the PII scanner of the request's policy.
+	scanner *pii.Scanner
 }
 
 // meter tracks the output tokens of a stream with cut-off against its
@@ -207,7 +209,9 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return apiError(http.StatusServiceUnavailable, "policy_not_ready", "the gateway has not loaded a policy bundle yet; retry shortly")
 	}
 	st.ev.BundleRevision = policy.Revision
-	in, scan, err := s.deps.Builder.Build(ctx, req, engine.RequestInfo{
+	builder := s.deps.Builder.With(policy.Scanner())
+	st.scanner = builder.Scanner()
+	in, scan, err := builder.Build(ctx, req, engine.RequestInfo{
 		ID: st.ev.RequestID, Path: r.URL.Path, ReceivedAt: st.start, ClientIP: st.ev.ClientIP,
 		Headers: s.policyHeaders(r.Header),
 	}, id)
@@ -235,7 +239,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		s.deps.Log.Error("policy evaluation", "request_id", st.ev.RequestID, "bundle_revision", policy.Revision, "err", err)
 		return apiError(http.StatusInternalServerError, "policy_error", "the policy could not decide on this request, so it is denied; the gateway logged the reason")
 	}
-	st.ev.Tags = s.tags(d.Log.Tags, r.Header.Get(metadataHeader))
+	st.ev.Tags = s.tags(st.scanner, d.Log.Tags, r.Header.Get(metadataHeader))
 	if !d.Allow {
 		s.metrics.decisions.WithLabelValues("deny").Inc()
 		first := d.Deny[0]
@@ -272,7 +276,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		opts.Hasher = s.hasher(id.Org)
 	}
 	m := engine.ApplyMaskWith(req, scan, d.Mask, opts)
-	st.resp = newRespMask(s.deps.Builder.Scanner(), d.Mask, opts.Hasher, opts.Placeholders)
+	st.resp = newRespMask(st.scanner, d.Mask, opts.Hasher, opts.Placeholders)
 	if len(m.Blocked) > 0 {
 		st.ev.Allowed = false
 		st.ev.DenyCode = "pii_blocked"
@@ -280,7 +284,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 	}
 	if d.Log.StorePrompt {
 		st.storePrompt = true
-		st.ev.Prompt = s.promptText(req)
+		st.ev.Prompt = s.promptText(st.scanner, req)
 	}
 
 	if err := s.reserve(c, st, policy, d.Limits, in, priciest(policy, st.start, plan, in), req.Stream && d.Stream.Cutoff); err != nil {
@@ -500,7 +504,7 @@ func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, plan rout
 				text.WriteString(*ch.Message.Content)
 			}
 		}
-		st.ev.Response = s.redactAll(text.String())
+		st.ev.Response = s.redactWith(st.scanner, text.String())
 	}
 	if st.resp != nil {
 		if raw, err = st.resp.rewriteCompletion(raw); err != nil {
@@ -720,7 +724,7 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, plan ro
 		st.ev.Error = "client_disconnected"
 	}
 	if st.storePrompt {
-		st.ev.Response = s.redactAll(delivered.String())
+		st.ev.Response = s.redactWith(st.scanner, delivered.String())
 	}
 	s.settle(rctx, st, p, u)
 	return nil

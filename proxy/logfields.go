@@ -26,7 +26,7 @@ const (
 // tags merges the decision's log tags and the request's metadata tags; the
 // policy's win on conflict. Malformed or oversized pairs are dropped, and a
 // value holding personal data is redacted: tags go to ClickHouse.
-func (s *Server) tags(policy map[string]string, meta string) map[string]string {
+func (s *Server) tags(scanner *pii.Scanner, policy map[string]string, meta string) map[string]string {
 	if len(policy) == 0 && meta == "" {
 		return nil
 	}
@@ -38,7 +38,7 @@ func (s *Server) tags(policy map[string]string, meta string) map[string]string {
 		if !ok || !validTagKey(k) || len(v) > maxMetaValueLen || n == maxMetaTags {
 			continue
 		}
-		out[k] = s.redactAll(v)
+		out[k] = s.redactWith(scanner, v)
 		n++
 	}
 	for k, v := range policy {
@@ -63,10 +63,17 @@ func validTagKey(k string) bool {
 	return true
 }
 
-// redactAll replaces every value the scanner finds, of any type, by its
-// label: what the inference log stores of prompts, answers and tags.
-func (s *Server) redactAll(text string) string {
-	scanner := s.deps.Builder.Scanner()
+// redactAll replaces every value the default scanner finds, of any type,
+// by its label: what error messages may say of a request.
+func (s *Server) redactAll(text string) string { return s.redactWith(nil, text) }
+
+// redactWith is redactAll with scanner (a policy's, with its custom
+// detectors; nil for the default): what the inference log stores of
+// prompts, answers and tags.
+func (s *Server) redactWith(scanner *pii.Scanner, text string) string {
+	if scanner == nil {
+		scanner = s.deps.Builder.Scanner()
+	}
 	fs := scanner.Scan(text, nil)
 	if len(fs) == 0 {
 		return text
@@ -76,7 +83,7 @@ func (s *Server) redactAll(text string) string {
 
 // promptText renders the request the provider gets (after masking) for the
 // inference log: one "role: text" line per message.
-func (s *Server) promptText(req *openai.ChatRequest) string {
+func (s *Server) promptText(scanner *pii.Scanner, req *openai.ChatRequest) string {
 	var b strings.Builder
 	for _, m := range req.Messages {
 		b.WriteString(m.Role)
@@ -84,7 +91,7 @@ func (s *Server) promptText(req *openai.ChatRequest) string {
 		b.WriteString(m.Content.String())
 		b.WriteByte('\n')
 	}
-	return s.redactAll(b.String())
+	return s.redactWith(scanner, b.String())
 }
 
 // moderate asks the moderation service about the request, when one is
@@ -101,11 +108,11 @@ func (s *Server) moderate(ctx context.Context, st *call, req *openai.ChatRequest
 	for i := len(req.Messages) - 1; i >= 0; i-- {
 		m := req.Messages[i]
 		if t := m.Content.String(); t != "" {
-			texts = append(texts, s.redactAll(t))
+			texts = append(texts, s.redactWith(st.scanner, t))
 		}
 		for _, tc := range m.ToolCalls {
 			if tc.Function.Arguments != "" {
-				texts = append(texts, s.redactAll(tc.Function.Arguments))
+				texts = append(texts, s.redactWith(st.scanner, tc.Function.Arguments))
 			}
 		}
 	}

@@ -80,3 +80,23 @@ func TestDefaultMaxTokens(t *testing.T) {
 		t.Errorf("upstream max_tokens = %v, want the caller's 20", got)
 	}
 }
+
+// TestCustomDetectorsFromPolicyData checks that detectors in the bundle's
+// data find and mask their values, in the prompt and in the log.
+func TestCustomDetectorsFromPolicyData(t *testing.T) {
+	t.Parallel()
+	up := newSimUpstream(t)
+	policy := libraryWith(t, map[string]string{
+		"data/pii/data.json": `{"default": {"EMAIL": "redact", "EMPLOYEE_ID": "redact"}, "teams": {}, "response": {"default": false, "teams": {}},
+			"custom_detectors": [{"type": "EMPLOYEE_ID", "pattern": "EMP-[0-9]{6}", "context": ["employee", "badge"]}]}`,
+	})
+	h := newHarness(t, harnessOpts{policy: policy, upstreams: []upstreamSpec{{name: "sim", url: up.URL, models: []string{"echo"}}}})
+	resp := h.chat(t, chatBody("echo", "employee EMP-123456 asked; the order EMP-654321 is not a person", nil))
+	text, _ := answer(t, resp, false)
+	if text != "employee [REDACTED:EMPLOYEE_ID] asked; the order EMP-654321 is not a person" {
+		t.Fatalf("echo %q; want the employee id (with its context word) masked and the other left", text)
+	}
+	if ev := h.events.one(t); !cmp.Equal(ev.PIITypes, []string{"EMPLOYEE_ID"}) {
+		t.Errorf("event PII types %v, want [EMPLOYEE_ID]", ev.PIITypes)
+	}
+}
