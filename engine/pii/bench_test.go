@@ -3,7 +3,6 @@ package pii
 import (
 	"strings"
 	"testing"
-
 )
 
 // Issue 9 (new detectors), measured against the frozen pre-issue-9 scanner
