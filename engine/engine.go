@@ -119,8 +119,9 @@ type Policy struct {
 	fields  fieldSet
 	phrases []phraseRule
 	models  map[string]bool
-	// admin is the admin entrypoint, prepared.
-	admin rego.PreparedEvalQuery
+	// admin and response are the admin and response entrypoints, prepared.
+	admin    rego.PreparedEvalQuery
+	response rego.PreparedEvalQuery
 	// scanner has the bundle's custom PII detectors; nil when it has none.
 	scanner *pii.Scanner
 }
@@ -149,18 +150,25 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	// evaluation fails, the modules are compiled on their own, as before.
 	compiler := newCompiler()
 	fast, partialErr := preparePartial(ctx, slices.Concat(opts, modules, []func(*rego.Rego){rego.Compiler(compiler)}))
-	var q, admin rego.PreparedEvalQuery
+	var q, admin, response rego.PreparedEvalQuery
 	var err error
 	adminOpts := append([]func(*rego.Rego){rego.Query(e.admin)}, opts[1:]...)
+	responseOpts := append([]func(*rego.Rego){rego.Query(DefaultResponseEntrypoint)}, opts[1:]...)
 	if partialErr == nil {
 		q, err = rego.New(append(opts, rego.Compiler(compiler))...).PrepareForEval(ctx)
 		if err == nil {
 			admin, err = rego.New(append(adminOpts, rego.Compiler(compiler))...).PrepareForEval(ctx)
 		}
+		if err == nil {
+			response, err = rego.New(append(responseOpts, rego.Compiler(compiler))...).PrepareForEval(ctx)
+		}
 	} else {
 		q, err = rego.New(slices.Concat(opts, modules)...).PrepareForEval(ctx)
 		if err == nil {
 			admin, err = rego.New(slices.Concat(adminOpts, modules)...).PrepareForEval(ctx)
+		}
+		if err == nil {
+			response, err = rego.New(slices.Concat(responseOpts, modules)...).PrepareForEval(ctx)
 		}
 	}
 	if err != nil {
@@ -178,7 +186,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
-	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, admin: admin, phrases: phrases, models: knownModels(b.Data), scanner: scanner}
+	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, admin: admin, response: response, phrases: phrases, models: knownModels(b.Data), scanner: scanner}
 	if partialErr == nil {
 		partialErr = sameSmokeDecision(ctx, q, fast)
 	}

@@ -78,21 +78,9 @@ func (p *Policy) MatchPhrases(req *openai.ChatRequest, in *Input) {
 	}
 	texts := make([]string, 0, len(req.Messages))
 	for _, m := range req.Messages {
-		if t := m.Content.String(); t != "" {
-			texts = append(texts, normalize(t))
-		}
+		texts = append(texts, m.Content.String())
 	}
-	for _, r := range p.phrases {
-	rule:
-		for _, ph := range r.phrases {
-			for _, t := range texts {
-				if strings.Contains(t, ph) {
-					in.Signals.MatchedPhrases = append(in.Signals.MatchedPhrases, r.id)
-					break rule
-				}
-			}
-		}
-	}
+	in.Signals.MatchedPhrases = append(in.Signals.MatchedPhrases, p.matchTexts(texts)...)
 }
 
 // knownModels reads the model names the bundle knows besides the

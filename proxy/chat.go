@@ -59,6 +59,8 @@ type call struct {
 	doneAfterLog bool
 	// scanner is the PII scanner of the request's policy.
 	scanner *pii.Scanner
+	// in is the policy input, for the response's guardrails.
+	in *engine.Input
 }
 
 // meter tracks the output tokens of a stream with cut-off against its
@@ -220,6 +222,7 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		s.deps.Log.Error("PII scan failed; the request is refused", "request_id", st.ev.RequestID, "err", err)
 		return apiError(http.StatusServiceUnavailable, "pii_scan_failed", "the gateway could not check this request for personal data, so it is not sent; retry, or shorten the request")
 	}
+	st.in = in
 	policy.MatchPhrases(req, in)
 	if err := s.moderate(ctx, st, req, in); err != nil {
 		return err
@@ -298,6 +301,40 @@ func (s *Server) serveChat(c echo.Context, st *call) error {
 		return s.relayStream(c, st, policy, plan, d.Route, req, clientUsage)
 	}
 	return s.relayJSON(c, st, policy, plan, d.Route, req)
+}
+
+// checkResponse applies the policy's guardrails to the model's answer. A
+// JSON answer they deny is withheld (block); a streamed one, already
+// delivered, is flagged in the log (tag guardrail_response). A check that
+// fails withholds a JSON answer too (fail closed).
+func (s *Server) checkResponse(ctx context.Context, st *call, p *engine.Policy, text string, block bool) error {
+	if text == "" || st.in == nil {
+		return nil
+	}
+	v, err := p.CheckResponse(ctx, st.in, text)
+	if err != nil {
+		s.deps.Log.Error("response guardrails failed", "request_id", st.ev.RequestID, "err", err)
+		if block {
+			st.ev.Error = "response_check_failed"
+			return apiError(http.StatusBadGateway, "response_check_failed", "the gateway could not check the model's answer against its guardrails, so it is withheld; retry")
+		}
+		return nil
+	}
+	if v.Allow {
+		return nil
+	}
+	ids := strings.Join(slices.Concat(v.Phrases, v.Signals), ",")
+	if st.ev.Tags == nil {
+		st.ev.Tags = map[string]string{}
+	}
+	st.ev.Tags["guardrail_response"] = ids
+	first := v.Deny[0]
+	if !block {
+		s.deps.Log.Warn("streamed answer matched a response guardrail; flagged", "request_id", st.ev.RequestID, "code", first.Code, "guardrails", ids)
+		return nil
+	}
+	st.ev.Error = first.Code
+	return apiError(first.Status, first.Code, first.Message)
 }
 
 // priciest returns the model of the plan whose price for the request's
@@ -497,14 +534,19 @@ func (s *Server) relayJSON(c echo.Context, st *call, p *engine.Policy, plan rout
 		}
 	}
 	s.settle(c.Request().Context(), st, p, u)
-	if st.storePrompt && out.Response != nil {
-		var text strings.Builder
+	var text strings.Builder
+	if out.Response != nil {
 		for _, ch := range out.Response.Choices {
 			if ch.Message.Content != nil {
 				text.WriteString(*ch.Message.Content)
 			}
 		}
+	}
+	if st.storePrompt {
 		st.ev.Response = s.redactWith(st.scanner, text.String())
+	}
+	if err := s.checkResponse(c.Request().Context(), st, p, text.String(), true); err != nil {
+		return err
 	}
 	if st.resp != nil {
 		if raw, err = st.resp.rewriteCompletion(raw); err != nil {
@@ -726,6 +768,8 @@ func (s *Server) relayStream(c echo.Context, st *call, p *engine.Policy, plan ro
 	if st.storePrompt {
 		st.ev.Response = s.redactWith(st.scanner, delivered.String())
 	}
+	// The answer is out: its guardrails can only flag it now.
+	_ = s.checkResponse(rctx, st, p, delivered.String(), false)
 	s.settle(rctx, st, p, u)
 	return nil
 }

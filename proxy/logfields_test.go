@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tollgate/tollgate/proxy/sse"
 )
 
 // TestLogFields checks what the inference log gets besides the basics:
@@ -98,5 +101,49 @@ func TestCustomDetectorsFromPolicyData(t *testing.T) {
 	}
 	if ev := h.events.one(t); !cmp.Equal(ev.PIITypes, []string{"EMPLOYEE_ID"}) {
 		t.Errorf("event PII types %v, want [EMPLOYEE_ID]", ev.PIITypes)
+	}
+}
+
+// TestResponseGuardrails checks the policy's guardrails on answers: a JSON
+// answer that matches is withheld, a streamed one is flagged in the log.
+func TestResponseGuardrails(t *testing.T) {
+	t.Parallel()
+	const leak = "The plan for Project  Falcon is ready."
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Stream bool `json:"stream"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(completionJSON(streamModel, leak, 5, 8))
+			return
+		}
+		startStream(w)
+		send(t, w, contentChunk(streamModel, "The plan for Project "))
+		send(t, w, contentChunk(streamModel, " Falcon is ready."))
+		send(t, w, finishChunk(streamModel))
+		_ = sse.WriteDone(w)
+	})
+	policy := libraryWith(t, map[string]string{
+		"data/guardrails/data.json": `{"max_prompt_tokens": {"default": 128000}, "max_completion_tokens": {},
+			"blocked_phrases": {"falcon": {"category": "confidential", "phrases": ["project falcon"], "responses": true}}}`,
+	})
+	h := newHarness(t, harnessOpts{policy: policy, upstreams: []upstreamSpec{{name: "openai", url: up.URL, models: []string{streamModel}}}})
+
+	e := wantAPIError(t, h.chat(t, chatBody(streamModel, "what is the status?", nil)), http.StatusBadGateway, "api_error", "response_blocked")
+	if strings.Contains(e.Message, "ready") {
+		t.Errorf("message %q leaks the answer", e.Message)
+	}
+	if ev := h.events.wait(t, 1)[0]; ev.Error != "response_blocked" || ev.Tags["guardrail_response"] != "falcon" {
+		t.Errorf("event error %q tags %v; want response_blocked and the guardrail tag", ev.Error, ev.Tags)
+	}
+
+	text, _ := answer(t, h.chat(t, streamBody("what is the status?", nil)), true)
+	if text != "The plan for Project  Falcon is ready." {
+		t.Errorf("streamed answer %q; want it delivered (streams are flagged, not blocked)", text)
+	}
+	if ev := h.events.wait(t, 2)[1]; ev.Tags["guardrail_response"] != "falcon" {
+		t.Errorf("stream event tags %v; want the guardrail flag", ev.Tags)
 	}
 }

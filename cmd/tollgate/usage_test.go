@@ -37,7 +37,7 @@ func TestMigrateAndUsage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate --dry-run: %v", err)
 	}
-	for _, want := range []string{"4 pending migrations", "-- 0001_inference_log", "CREATE TABLE IF NOT EXISTS tollgate.inference_log", "-- 0004_usage_daily"} {
+	for _, want := range []string{"5 pending migrations", "-- 0001_inference_log", "CREATE TABLE IF NOT EXISTS tollgate.inference_log", "-- 0004_usage_daily", "-- 0005_inference_log_attempts"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("migrate --dry-run output lacks %q:\n%s", want, out)
 		}
@@ -46,8 +46,8 @@ func TestMigrateAndUsage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	wantOut := "applied 0001_inference_log\napplied 0002_decision_log\napplied 0003_inference_log_fields\napplied 0004_usage_daily\n"
-	if !strings.HasPrefix(out, wantOut) || !strings.Contains(out, "is at schema version 4 (4 applied now)") {
+	wantOut := "applied 0001_inference_log\napplied 0002_decision_log\napplied 0003_inference_log_fields\napplied 0004_usage_daily\napplied 0005_inference_log_attempts\n"
+	if !strings.HasPrefix(out, wantOut) || !strings.Contains(out, "is at schema version 5 (5 applied now)") {
 		t.Errorf("migrate output:\n%s\nwant it to start with:\n%s", out, wantOut)
 	}
 	out, _, err = runCmd(t, "migrate", "--clickhouse", srv.Addr)

@@ -20,6 +20,11 @@
 #     the content signals the engine counts (input.guardrails.signals:
 #     hidden_unicode, bidi_control, base64_blob). A signal without a rule
 #     passes.
+#   - Answers: a blocked-phrase or signal rule with "responses": true applies
+#     to the model's answer too (input.response.matched_phrases and
+#     input.response.signals, which the engine fills for the response
+#     entrypoint): response_deny holds its denials (code response_blocked,
+#     status 502), or in mode "log" nothing.
 #   - moderation {"deny_flagged": bool (default true), "deny_unavailable":
 #     bool (default false)}: what the external moderation verdict
 #     (input.moderation) does: a flagged request is denied with
@@ -204,4 +209,29 @@ deny contains {
 default_max_tokens := max_completion if {
 	max_completion > 0
 	not input.params.max_tokens
+}
+
+# response_rules maps every phrase or signal the engine found in the answer
+# whose rule applies to answers and to the caller's team to the rule.
+response_rules[id] := rule if {
+	some id in input.response.matched_phrases
+	some rule in object.filter(data.data.guardrails.blocked_phrases, [id])
+	rule.responses == true
+	applies(rule)
+}
+
+response_rules[id] := rule if {
+	some id in input.response.signals
+	some rule in object.filter(data.data.guardrails.signals, [id])
+	rule.responses == true
+	applies(rule)
+}
+
+response_deny contains {
+	"code": "response_blocked",
+	"status": 502,
+	"message": sprintf("the model's answer matches the %s guardrail %q, so it is withheld; rephrase the request", [object.get(rule, "category", "content"), id]),
+} if {
+	some id, rule in response_rules
+	object.get(rule, "mode", "deny") != "log"
 }

@@ -205,3 +205,29 @@ test_default_max_tokens_absent if {
 	not guardrails.default_max_tokens with input as req("finance", 10, {"max_tokens": 100}) with data.data.guardrails as limits
 	not guardrails.default_max_tokens with input as req("ml", 10, {}) with data.data.guardrails as {}
 }
+
+response_data := {
+	"blocked_phrases": {
+		"secret_project": {"category": "confidential", "phrases": ["project falcon"], "responses": true},
+		"injection": {"phrases": ["ignore previous instructions"]},
+	},
+	"signals": {"hidden_unicode": {"responses": true, "exempt_teams": ["i18n"]}, "base64_blob": {"responses": true, "mode": "log"}},
+}
+
+answer(team, phrases, signals) := {"identity": {"team": team}, "response": {"matched_phrases": phrases, "signals": signals}}
+
+test_response_guardrails[tc.note] if {
+	some tc in [
+		{"note": "a phrase rule for answers blocks", "team": "ml", "phrases": ["secret_project"], "signals": [], "want": {"secret_project"}},
+		{"note": "a phrase rule for requests only does not", "team": "ml", "phrases": ["injection"], "signals": [], "want": set()},
+		{"note": "hidden text in an answer blocks", "team": "ml", "phrases": [], "signals": ["hidden_unicode"], "want": {"hidden_unicode"}},
+		{"note": "exempt team", "team": "i18n", "phrases": [], "signals": ["hidden_unicode"], "want": set()},
+		{"note": "log mode does not block", "team": "ml", "phrases": [], "signals": ["base64_blob"], "want": set()},
+	]
+	denies := guardrails.response_deny with input as answer(tc.team, tc.phrases, tc.signals) with data.data.guardrails as response_data
+	{id | some d in denies; some id in array.concat(tc.phrases, tc.signals); contains(d.message, sprintf("%q", [id]))} == tc.want
+	every d in denies {
+		d.code == "response_blocked"
+		d.status == 502
+	}
+}

@@ -131,3 +131,7 @@ decision := object.union(base, {"route": r}) if {
 	found := routes
 	some r in found
 }
+
+# response_decision decides on the model's answer (the response entrypoint,
+# evaluated only when the engine found guardrail phrases or signals in it).
+response_decision := {"allow": count(guardrails.response_deny) == 0, "deny": guardrails.response_deny}

@@ -164,3 +164,12 @@ test_pii_response_flag if {
 		with data.data.pii.response.teams as {"ml": true}
 	d.mask == {"rules": {{"types": ["PHONE"], "action": "redact"}}, "response": true}
 }
+
+test_response_decision if {
+	d := main.response_decision with input as {"identity": {"team": "ml"}, "response": {"matched_phrases": ["x"], "signals": []}}
+		with data.data.guardrails.blocked_phrases as {"x": {"phrases": ["x"], "responses": true}}
+	d.allow == false
+	{x.code | some x in d.deny} == {"response_blocked"}
+	ok := main.response_decision with input as {"identity": {"team": "ml"}, "response": {"matched_phrases": [], "signals": []}}
+	ok.allow == true
+}
