@@ -154,6 +154,9 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	var err error
 	adminOpts := append([]func(*rego.Rego){rego.Query(e.admin)}, opts[1:]...)
 	responseOpts := append([]func(*rego.Rego){rego.Query(DefaultResponseEntrypoint)}, opts[1:]...)
+	// Preparing reads terms that another bundle's partial evaluation may be
+	// rewriting (see partialMu).
+	partialMu.RLock()
 	if partialErr == nil {
 		q, err = rego.New(append(opts, rego.Compiler(compiler))...).PrepareForEval(ctx)
 		if err == nil {
@@ -171,6 +174,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 			response, err = rego.New(slices.Concat(responseOpts, modules)...).PrepareForEval(ctx)
 		}
 	}
+	partialMu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("compile bundle %s: %w", b.Source, err)
 	}
@@ -209,10 +213,11 @@ func newCompiler() *ast.Compiler {
 }
 
 // partialMu keeps partial evaluation apart from every other evaluation in
-// the process. OPA v1.22.2's PartialResult writes in place to terms it
-// shares with all queries (ast.Wildcard and interned terms), so a bundle
-// compiling while requests evaluate is a data race (go test -race showed
-// it). Partial evaluation takes the write lock, once per bundle; every
+// the process, and from preparing queries and building input values. OPA
+// v1.22.2's PartialResult writes in place to terms it shares with all
+// queries and values (ast.Wildcard and interned terms: booleans, small
+// numbers, empty collections), so a bundle compiling while requests
+// evaluate is a data race (go test -race showed it). Partial evaluation takes the write lock, once per bundle; every
 // evaluation takes the read lock, an uncontended atomic add on the request
 // path. During a compile (about 85 ms) requests wait for it. It guards no
 // state of ours.
@@ -240,8 +245,8 @@ func preparePartial(ctx context.Context, opts []func(*rego.Rego)) (rego.Prepared
 // smoke input exactly as the query as written: the residual policy must
 // never decide differently, and a bundle where it does keeps plain.
 func sameSmokeDecision(ctx context.Context, plain, partial rego.PreparedEvalQuery) error {
-	in := rego.EvalParsedInput(smokeInput().Value())
 	partialMu.RLock()
+	in := rego.EvalParsedInput(smokeInput().Value())
 	want, wantErr := plain.Eval(ctx, in)
 	got, gotErr := partial.Eval(ctx, in)
 	partialMu.RUnlock()
@@ -289,8 +294,9 @@ var ErrUndefined = errors.New("policy decision is undefined")
 
 // Eval evaluates the policy on in.
 func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
-	v := in.valueOf(p.fields)
+	// Building the value reads interned terms too (see partialMu).
 	partialMu.RLock()
+	v := in.valueOf(p.fields)
 	rs, err := p.eval.Eval(ctx, rego.EvalParsedInput(v), rego.EvalGenerateJSON(astResult))
 	partialMu.RUnlock()
 	if err != nil {
@@ -307,8 +313,8 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 // undefined entrypoint allows none; a value that is not a set or array of
 // strings is an error (the caller denies).
 func (p *Policy) AllowedActions(ctx context.Context, id Identity) ([]string, error) {
-	in := ast.NewObject(item("identity", ast.NewTerm(id.value(nil))))
 	partialMu.RLock()
+	in := ast.NewObject(item("identity", ast.NewTerm(id.value(nil))))
 	rs, err := p.admin.Eval(ctx, rego.EvalParsedInput(in), rego.EvalGenerateJSON(astResult))
 	partialMu.RUnlock()
 	if err != nil {

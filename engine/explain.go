@@ -23,8 +23,8 @@ type RuleHit struct {
 // than Eval and meant for `tollgate policy eval --explain`, not requests.
 func (p *Policy) Explain(ctx context.Context, in *Input) (Decision, []RuleHit, error) {
 	tracer := topdown.NewBufferTracer()
-	v := in.Value()
 	partialMu.RLock()
+	v := in.Value()
 	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(v), rego.EvalQueryTracer(tracer))
 	partialMu.RUnlock()
 	if err != nil {

@@ -154,7 +154,9 @@ func TestInputValueMatchesJSON(t *testing.T) {
 				"value from JSON":     rego.EvalParsedInput(fromJSON),
 				"JSON as Go document": rego.EvalInput(doc),
 			} {
+				partialMu.RLock()
 				rs, err := p.query.Eval(ctx, opt)
+				partialMu.RUnlock()
 				if err != nil {
 					t.Fatalf("%s: eval: %v", name, err)
 				}

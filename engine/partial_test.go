@@ -177,8 +177,10 @@ func TestPartialEvaluationDecidesAsPlain(t *testing.T) {
 			allowed, routed := 0, 0
 			for _, in := range inputs {
 				// Eval gives the partial result only the fields it reads.
+				partialMu.RLock()
 				want, wantErr := p.query.Eval(ctx, rego.EvalParsedInput(in.Value()))
 				got, gotErr := p.eval.Eval(ctx, rego.EvalParsedInput(in.valueOf(p.fields)))
+				partialMu.RUnlock()
 				if (gotErr == nil) != (wantErr == nil) {
 					t.Fatalf("input %s: error %v, want %v", in.Request.ID, gotErr, wantErr)
 				}

@@ -36,15 +36,16 @@ func (p *Policy) CheckResponse(ctx context.Context, in *Input, text string) (Res
 	if len(v.Signals) == 0 && len(v.Phrases) == 0 {
 		return v, nil
 	}
+	partialMu.RLock()
 	val, ok := in.Value().(ast.Object)
 	if !ok {
+		partialMu.RUnlock()
 		return v, fmt.Errorf("evaluate response: the input is not an object")
 	}
 	val.Insert(ast.StringTerm("response"), ast.ObjectTerm(
 		item("signals", stringArray(v.Signals)),
 		item("matched_phrases", stringArray(v.Phrases)),
 	))
-	partialMu.RLock()
 	rs, err := p.response.Eval(ctx, rego.EvalParsedInput(val), rego.EvalGenerateJSON(astResult))
 	partialMu.RUnlock()
 	if err != nil {

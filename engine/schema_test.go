@@ -70,11 +70,13 @@ type schemaMatcher struct {
 
 func newSchemaMatcher(t *testing.T, name string) *schemaMatcher {
 	t.Helper()
+	partialMu.RLock() // OPA's partial evaluation elsewhere rewrites shared terms
 	q, err := rego.New(
 		rego.Query("x := json.match_schema(input, data.schema."+name+")"),
 		rego.Store(inmem.NewFromObject(map[string]any{"schema": schemaData(t)})),
 		rego.SetRegoVersion(ast.RegoV1),
 	).PrepareForEval(context.Background())
+	partialMu.RUnlock()
 	if err != nil {
 		t.Fatalf("prepare json.match_schema for %s: %v", name, err)
 	}
@@ -84,7 +86,9 @@ func newSchemaMatcher(t *testing.T, name string) *schemaMatcher {
 // problems returns what the schema finds wrong with doc; nil when it matches.
 func (m *schemaMatcher) problems(t *testing.T, doc ast.Value) []string {
 	t.Helper()
+	partialMu.RLock()
 	rs, err := m.query.Eval(context.Background(), rego.EvalParsedInput(doc))
+	partialMu.RUnlock()
 	if err != nil {
 		t.Fatalf("json.match_schema(%v, data.schema.%s): %v", doc, m.name, err)
 	}
@@ -289,7 +293,9 @@ func TestDefaultLibraryDecisionsMatchSchema(t *testing.T) {
 	m := newSchemaMatcher(t, "decision")
 	p := compile(t, newEngine(t, Config{}), defaultBundle(t))
 	for name, in := range builtInputs(t, p) {
+		partialMu.RLock()
 		rs, err := p.query.Eval(context.Background(), rego.EvalParsedInput(in.Value()))
+		partialMu.RUnlock()
 		if err != nil || len(rs) != 1 || len(rs[0].Expressions) != 1 {
 			t.Fatalf("%s: eval: %v, %v", name, rs, err)
 		}
