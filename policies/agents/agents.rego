@@ -30,6 +30,12 @@ default require_registration := false
 
 require_registration := data.data.agents.require_registration if is_boolean(data.data.agents.require_registration)
 
+# registered is true when the data registers agents (data only, so that
+# partial evaluation drops the per-agent rules when it registers none).
+default registered := false
+
+registered if count(registry) > 0
+
 # actors counts the agents acting in turn for the original subject.
 actors := count(chain) - 1 if count(chain) > 1
 
@@ -63,6 +69,7 @@ deny contains {
 	"status": 403,
 	"message": sprintf("agent %q may not act for %q; its act_for list is %v", [link.subject, chain[i - 1].subject, entry.act_for]),
 } if {
+	registered
 	some i, link in chain
 	i > 0
 	entry := registry[link.subject]
@@ -71,6 +78,7 @@ deny contains {
 
 # restricting lists, for every registered agent of the chain, its entry.
 restricting contains [link.subject, entry] if {
+	registered
 	some i, link in chain
 	i > 0
 	entry := registry[link.subject]
