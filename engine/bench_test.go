@@ -1,16 +1,20 @@
 package engine
 
-// Latest (input projection: Eval builds only the input fields the residual
-// policy reads, see readFields; the decision decoded from OPA's AST value).
-// Three runs of -bench 'Eval$/(policy|partial|floor)' -benchtime 5000x
-// -cpu 1 while five other builds and test suites shared the two cores, so
-// the ratio to floor (OPA's fixed cost, one constant, same run) is the
-// figure to compare; allocations are exact:
+// End of the session that added input projection and AST decoding, then
+// agents, moderation, guardrail signals, complexity, decision params and
+// more PII types to the library (three runs, idle machine, -benchtime
+// 5000x -cpu 1); the ratio to floor (OPA's fixed cost, one constant, same
+// run) is the figure to compare:
 //
 //	                p50 µs (3 runs)    p50 / floor    B/op  allocs/op
-//	Eval/floor      8 / 12 / 8         1               4035         63
-//	Eval/partial    132 / 134 / 95     12-16           18466        348
-//	Eval/policy     100 / 158 / 147    12-18           22007        446  (was 550)
+//	Eval/floor      12 / 14 / 11       1               4016         63
+//	Eval/partial    164 / 191 / 196    14-17          26390        467
+//	Eval/policy     223 / 235 / 242    17-21          31460        588
+//
+// Earlier in that session, with the smaller library and a loaded machine:
+// policy 446 allocations, 100-158 µs, 12-18x floor; before projection 550.
+// What is left is OPA's topdown evaluator running about 25 residual rules
+// (roughly 8 µs each here); see the closing notes of issue 4.
 //
 // BenchmarkEval and BenchmarkEvalRich, before and after the default library
 // was made partial-evaluation friendly and Compile began preparing the query
