@@ -136,7 +136,7 @@ granted(models) := models & allowed_models if not "*" in allowed_models
 # model. It looks the roles up one by one instead of building role_models.
 roles_grant if {
 	some role in input.identity.roles
-	permits(object.get(role_grants, role, set()), input.model.requested)
+	permits(role_grants[role], input.model.requested)
 }
 
 # requested_permitted is model_permitted(input.model.requested), written so

@@ -116,7 +116,7 @@ applies(rule) if {
 # rule.
 matched_rules[id] := rule if {
 	some id in input.signals.matched_phrases
-	some rule in object.filter(data.data.guardrails.blocked_phrases, [id])
+	rule := data.data.guardrails.blocked_phrases[id]
 	applies(rule)
 }
 
@@ -124,7 +124,7 @@ matched_rules[id] := rule if {
 # applies to the caller's team to the rule.
 signal_rules[id] := rule if {
 	some id in input.guardrails.signals
-	some rule in object.filter(data.data.guardrails.signals, [id])
+	rule := data.data.guardrails.signals[id]
 	applies(rule)
 }
 
