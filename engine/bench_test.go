@@ -7,9 +7,9 @@ package engine
 // run) is the figure to compare:
 //
 //	                p50 µs (3 runs)    p50 / floor    B/op  allocs/op
-//	Eval/floor      12 / 14 / 11       1               4016         63
-//	Eval/partial    164 / 191 / 196    14-17          26390        467
-//	Eval/policy     223 / 235 / 242    17-21          31460        588
+//	Eval/floor      15 / 11 / 13       1               4005         63
+//	Eval/partial    147 / 158 / 107    8-15           19346        380
+//	Eval/policy     189 / 178 / 179    13-17          24420        501
 //
 // Earlier in that session, with the smaller library and a loaded machine:
 // policy 446 allocations, 100-158 µs, 12-18x floor; before projection 550.
