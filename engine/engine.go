@@ -124,6 +124,8 @@ type Policy struct {
 	response rego.PreparedEvalQuery
 	// scanner has the bundle's custom PII detectors; nil when it has none.
 	scanner *pii.Scanner
+	// answerRules is true when guardrail data has rules for answers.
+	answerRules bool
 }
 
 // Scanner returns the PII scanner with the bundle's custom detectors, or
@@ -190,7 +192,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", b.Source, err)
 	}
-	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, admin: admin, response: response, phrases: phrases, models: knownModels(b.Data), scanner: scanner}
+	p := &Policy{Revision: b.Revision, Source: b.Source, Modules: len(b.Modules), Prices: prices, query: q, eval: q, admin: admin, response: response, phrases: phrases, models: knownModels(b.Data), scanner: scanner, answerRules: hasAnswerRules(b.Data)}
 	if partialErr == nil {
 		partialErr = sameSmokeDecision(ctx, q, fast)
 	}

@@ -26,10 +26,14 @@ type ResponseVerdict struct {
 // CheckResponse applies the policy's guardrails to a model's answer: the
 // engine finds the content signals (hidden Unicode, bidi controls, base64
 // blobs) and the blocked-phrase rules in text, and the response entrypoint
-// decides on them, with the request's input plus input.response =
+// decides on them (nothing is scanned when the bundle's data has no rule
+// for answers), with the request's input plus input.response =
 // {"signals": [...], "matched_phrases": [...]}. An answer with neither is
 // allowed without an evaluation; an undefined entrypoint allows.
 func (p *Policy) CheckResponse(ctx context.Context, in *Input, text string) (ResponseVerdict, error) {
+	if !p.answerRules {
+		return ResponseVerdict{Allow: true}, nil
+	}
 	var g GuardrailSignals
 	g.add(text)
 	v := ResponseVerdict{Allow: true, Signals: g.IDs(), Phrases: p.matchTexts([]string{text})}
@@ -85,6 +89,23 @@ func (p *Policy) CheckResponse(ctx context.Context, in *Input, text string) (Res
 	}
 	v.Allow, v.Deny = d.Allow, d.Deny
 	return v, nil
+}
+
+// hasAnswerRules reports whether the bundle's guardrail data has a phrase
+// or signal rule for answers ("responses": true); without one, answers are
+// not scanned at all.
+func hasAnswerRules(data map[string]any) bool {
+	root, _ := data["data"].(map[string]any)
+	g, _ := root["guardrails"].(map[string]any)
+	for _, key := range []string{"blocked_phrases", "signals"} {
+		rules, _ := g[key].(map[string]any)
+		for _, r := range rules {
+			if rule, ok := r.(map[string]any); ok && rule["responses"] == true {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // matchTexts returns the ids of the blocked-phrase rules whose phrases
