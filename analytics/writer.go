@@ -498,14 +498,8 @@ func (w *BatchWriter[T]) Stop(ctx context.Context) error {
 // they are inserted or ctx ends. It needs a started writer and returns
 // ErrStopped after Stop.
 func (w *BatchWriter[T]) Flush(ctx context.Context) error {
-	w.mu.RLock()
-	state := w.state
-	w.mu.RUnlock()
-	switch state {
-	case stateNew:
-		return fmt.Errorf("%s flush: not started", w.spec.what)
-	case stateStopped:
-		return ErrStopped
+	if err := w.running("flush"); err != nil {
+		return err
 	}
 	r, err := w.requestFlush(ctx, false)
 	if err != nil || w.sp == nil {
@@ -519,14 +513,8 @@ func (w *BatchWriter[T]) Flush(ctx context.Context) error {
 // survives a crash of the process or the machine. Without a spool it is
 // Flush.
 func (w *BatchWriter[T]) Sync(ctx context.Context) error {
-	w.mu.RLock()
-	state := w.state
-	w.mu.RUnlock()
-	switch state {
-	case stateNew:
-		return fmt.Errorf("%s sync: not started", w.spec.what)
-	case stateStopped:
-		return ErrStopped
+	if err := w.running("sync"); err != nil {
+		return err
 	}
 	_, err := w.requestFlush(ctx, true)
 	return err
@@ -541,17 +529,26 @@ func (w *BatchWriter[T]) Journal(ctx context.Context) error {
 	if w.sp == nil {
 		return nil
 	}
+	if err := w.running("journal"); err != nil {
+		return err
+	}
+	_, err := w.requestFlush(ctx, false)
+	return err
+}
+
+// running returns nil when the writer is started and not stopped, else the
+// error of operation op.
+func (w *BatchWriter[T]) running(op string) error {
 	w.mu.RLock()
 	state := w.state
 	w.mu.RUnlock()
 	switch state {
 	case stateNew:
-		return fmt.Errorf("%s journal: not started", w.spec.what)
+		return fmt.Errorf("%s %s: not started", w.spec.what, op)
 	case stateStopped:
 		return ErrStopped
 	}
-	_, err := w.requestFlush(ctx, false)
-	return err
+	return nil
 }
 
 // requestFlush has the loop write (or journal) everything queued now.
