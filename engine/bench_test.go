@@ -81,6 +81,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -91,6 +92,21 @@ import (
 
 	"github.com/tollgate/tollgate/proxy/openai"
 )
+
+// warm evaluates in twice on p, so that its key is specialized, and waits
+// for the specialization to serve.
+func warm(tb testing.TB, p *Policy, in *Input) {
+	tb.Helper()
+	for range 2 {
+		if _, err := p.Eval(context.Background(), in); err != nil && !errors.Is(err, ErrUndefined) {
+			tb.Fatal(err)
+		}
+	}
+	p.spec.pending.Wait()
+	if st := p.SpecializationStats(); st.Built != 1 || st.Size != 1 {
+		tb.Fatalf("after two evaluations of one input: %+v; want one specialization built", st)
+	}
+}
 
 // reportLatency reports the median and 99th percentile of ds.
 func reportLatency(b *testing.B, ds []time.Duration) {
@@ -115,29 +131,49 @@ func reportLatency(b *testing.B, ds []time.Duration) {
 //     fallback for bundles that cannot be partially evaluated run.
 func BenchmarkEval(b *testing.B) {
 	ctx := context.Background()
-	p := compile(b, newEngine(b, Config{}), defaultBundle(b))
-	if !p.partial {
+	full := compile(b, newEngine(b, Config{SpecializationCache: -1}), defaultBundle(b))
+	if !full.partial {
 		b.Fatal("the default library was not prepared from its partial evaluation")
 	}
 	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini", "EMAIL")
-	if d, err := p.Eval(ctx, in); err != nil || !d.Allow || len(d.Mask.Rules) != 1 || len(d.Limits) != 1 {
+	if d, err := full.Eval(ctx, in); err != nil || !d.Allow || len(d.Mask.Rules) != 1 || len(d.Limits) != 1 {
 		b.Fatalf("benchmark input: decision %+v, %v; want allowed with one mask rule and one limit", d, err)
 	}
+	spec := compile(b, newEngine(b, Config{}), defaultBundle(b))
+	warm(b, spec, in)
+	// Every request of "unseen" comes from a new caller: none is ever
+	// specialized, each pays for its key and the full residual.
+	unseen := compile(b, newEngine(b, Config{}), defaultBundle(b))
+	var n int
+	next := func() *Input { n++; in.Identity.KeyID = fmt.Sprintf("k_%d", n); return in }
 
-	b.Run("policy", func(b *testing.B) {
-		ds := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			start := time.Now()
-			if _, err := p.Eval(ctx, in); err != nil {
-				b.Fatal(err)
+	for _, c := range []struct {
+		name  string
+		p     *Policy
+		input func() *Input
+	}{
+		{"policy", full, func() *Input { return in }},
+		{"specialized", spec, func() *Input { return in }},
+		{"unseen", unseen, next},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ds := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				in := c.input()
+				start := time.Now()
+				if _, err := c.p.Eval(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
 			}
-			ds = append(ds, time.Since(start))
-		}
-		b.StopTimer()
-		reportLatency(b, ds)
-	})
+			b.StopTimer()
+			reportLatency(b, ds)
+		})
+	}
+	in.Identity.KeyID = "k_dev"
+	p := full
 
 	// floor is OPA's fixed cost: a prepared query of one constant, on
 	// the same parsed input; the baseline the others are reported against.
@@ -293,4 +329,31 @@ func BenchmarkDecodeDecision(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSpecialize measures building one specialization of the default
+// library (partial evaluation, compilation and the check against the full
+// decision), and the part of it that holds up evaluations (partial
+// evaluation, under partialMu's write lock), reported as exclusive-ns.
+func BenchmarkSpecialize(b *testing.B) {
+	p := compile(b, newEngine(b, Config{SpecializationCache: 1 << 20}), defaultBundle(b))
+	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini", "EMAIL")
+	var exclusive time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		in.Identity.KeyID = fmt.Sprintf("k_%d", i)
+		for range 2 {
+			if _, err := p.Eval(context.Background(), in); err != nil {
+				b.Fatal(err)
+			}
+		}
+		p.spec.pending.Wait()
+		exclusive += p.spec.exclusive
+	}
+	b.StopTimer()
+	if st := p.SpecializationStats(); st.Built != uint64(b.N) {
+		b.Fatalf("%+v; want %d built", st, b.N)
+	}
+	b.ReportMetric(float64(exclusive.Nanoseconds())/float64(b.N), "exclusive-ns")
 }

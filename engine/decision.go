@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // Decision is what a policy returns and the gateway enforces. Fields the
@@ -173,4 +175,25 @@ func validateTargets(field string, ts []Target) []error {
 		}
 	}
 	return errs
+}
+
+// clone returns a copy of d that shares no slice or map with it.
+func (d Decision) clone() Decision {
+	c := d
+	c.Deny = slices.Clone(d.Deny)
+	if d.Route != nil {
+		r := *d.Route
+		r.Targets = slices.Clone(r.Targets)
+		r.Fallbacks = slices.Clone(r.Fallbacks)
+		c.Route = &r
+	}
+	if d.Mask.Rules != nil {
+		c.Mask.Rules = make([]MaskRule, len(d.Mask.Rules))
+		for i, r := range d.Mask.Rules {
+			c.Mask.Rules[i] = MaskRule{Types: slices.Clone(r.Types), Action: r.Action}
+		}
+	}
+	c.Limits = slices.Clone(d.Limits)
+	c.Log.Tags = maps.Clone(d.Log.Tags)
+	return c
 }

@@ -44,6 +44,11 @@ type Config struct {
 	// AdminEntrypoint is the rule whose value is the set of admin actions
 	// the caller may perform (the input has only identity filled).
 	AdminEntrypoint string `yaml:"admin_entrypoint"`
+	// SpecializationCache is the number of distinct callers (more exactly,
+	// stable parts of the input) a policy keeps a specialized query for;
+	// 0 means DefaultSpecializationCache, a negative number turns
+	// specialization off. See specialize.go.
+	SpecializationCache int `yaml:"specialization_cache"`
 	// Shadow, when set, names a candidate bundle evaluated on every request
 	// beside the live one without being enforced (shadow mode).
 	Shadow *bundles.Config `yaml:"shadow"`
@@ -80,6 +85,9 @@ type Engine struct {
 	admin      string
 	log        *slog.Logger
 	current    atomic.Pointer[Policy]
+	// specCap is the specialization cache size (0: off); specPace the
+	// pace of its worker (see specializer.pace).
+	specCap, specPace int
 }
 
 // New returns an engine with no policy loaded; it denies until Activate.
@@ -95,7 +103,14 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	if admin == "" {
 		admin = DefaultAdminEntrypoint
 	}
-	return &Engine{entrypoint: entry, admin: admin, log: log}, nil
+	specCap := cfg.SpecializationCache
+	switch {
+	case specCap == 0:
+		specCap = DefaultSpecializationCache
+	case specCap < 0:
+		specCap = 0
+	}
+	return &Engine{entrypoint: entry, admin: admin, log: log, specCap: specCap, specPace: specPace}, nil
 }
 
 // Policy is a compiled bundle, ready to evaluate.
@@ -126,6 +141,9 @@ type Policy struct {
 	scanner *pii.Scanner
 	// answerRules is true when guardrail data has rules for answers.
 	answerRules bool
+	// spec caches the residual specialized per stable input; nil when
+	// off or when the bundle has no residual.
+	spec *specializer
 }
 
 // Scanner returns the PII scanner with the bundle's custom detectors, or
@@ -202,6 +220,9 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 		}
 	} else {
 		p.eval, p.partial, p.fields = fast, true, readFields(compiler)
+		if e.specCap > 0 {
+			p.spec = newSpecializer(p, compiler, store, e.specCap, e.specPace, e.log)
+		}
 	}
 	if _, err := p.Eval(ctx, smokeInput()); err != nil {
 		return nil, fmt.Errorf("bundle %s: smoke evaluation: %w", b.Source, err)
@@ -215,14 +236,17 @@ func newCompiler() *ast.Compiler {
 }
 
 // partialMu keeps partial evaluation apart from every other evaluation in
-// the process, and from preparing queries and building input values. OPA
-// v1.22.2's PartialResult writes in place to terms it shares with all
-// queries and values (ast.Wildcard and interned terms: booleans, small
-// numbers, empty collections), so a bundle compiling while requests
-// evaluate is a data race (go test -race showed it). Partial evaluation takes the write lock, once per bundle; every
-// evaluation takes the read lock, an uncontended atomic add on the request
-// path. During a compile (about 85 ms) requests wait for it. It guards no
-// state of ours.
+// the process, and from preparing queries, building input values and
+// decoding results. OPA v1.22.2's partial evaluation writes in place to
+// terms it shares with all queries and values (PartialResult to ast.Wildcard
+// and interned terms: booleans, small numbers, empty collections; copy
+// propagation to the terms of rules and inputs it plugs), so partial
+// evaluation while requests evaluate is a data race (go test -race showed
+// both). Partial evaluation takes the write lock: once per bundle, and
+// once per specialization (specialize.go, paced to a tenth of the time);
+// everything else takes the read lock, an uncontended atomic add on the
+// request path. During a compile (about 85 ms) or a specialization (about
+// 2 ms) requests wait for it. It guards no state of ours.
 var partialMu sync.RWMutex
 
 // preparePartial prepares the entrypoint of opts from its partial evaluation
@@ -294,20 +318,50 @@ func (e *Engine) Current() *Policy { return e.current.Load() }
 // ErrUndefined is returned when the entrypoint is undefined for an input.
 var ErrUndefined = errors.New("policy decision is undefined")
 
-// Eval evaluates the policy on in.
+// Eval evaluates the policy on in: with the query specialized for in's
+// stable part when the cache has one (specialize.go), else with the
+// bundle's residual.
 func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
-	// Building the value reads interned terms too (see partialMu).
+	// Building the value, evaluating and decoding read terms that partial
+	// evaluation may be rewriting (see partialMu).
 	partialMu.RLock()
+	defer partialMu.RUnlock()
+	s := p.spec
+	if s == nil {
+		return decodeResult(evalValue(ctx, p.eval, in.valueOf(p.fields)))
+	}
+	kb := keyPool.Get().(*[]byte)
+	key := in.appendKey((*kb)[:0], s.known)
+	defer func() { *kb = key; keyPool.Put(kb) }()
+	if e := s.lookup(key); e != nil {
+		return e.decide(ctx, in.valueOf)
+	}
 	v := in.valueOf(p.fields)
-	rs, err := p.eval.Eval(ctx, rego.EvalParsedInput(v), rego.EvalGenerateJSON(astResult))
-	partialMu.RUnlock()
+	r, err := evalValue(ctx, p.eval, v)
+	if err == nil && s.admit(key) {
+		s.enqueue(specJob{key: string(key), known: in.valueOf(s.known), value: v, want: r})
+	}
+	return decodeResult(r, err)
+}
+
+// decodeResult turns the value of the entrypoint into a decision.
+func decodeResult(v ast.Value, err error) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policy: %w", err)
 	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+	if v == nil {
 		return Decision{}, ErrUndefined
 	}
-	return decodeDecision(rs[0].Expressions[0].Value)
+	return decodeDecision(v)
+}
+
+// SpecializationStats returns what the policy's specialization cache did;
+// zero when specialization is off.
+func (p *Policy) SpecializationStats() SpecializationStats {
+	if p.spec == nil {
+		return SpecializationStats{}
+	}
+	return p.spec.stats()
 }
 
 // AllowedActions returns the admin actions id may perform, sorted: the
@@ -315,10 +369,11 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 // undefined entrypoint allows none; a value that is not a set or array of
 // strings is an error (the caller denies).
 func (p *Policy) AllowedActions(ctx context.Context, id Identity) ([]string, error) {
+	// Decoding reads the result's terms too (see partialMu).
 	partialMu.RLock()
+	defer partialMu.RUnlock()
 	in := ast.NewObject(item("identity", ast.NewTerm(id.value(nil))))
 	rs, err := p.admin.Eval(ctx, rego.EvalParsedInput(in), rego.EvalGenerateJSON(astResult))
-	partialMu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("evaluate admin actions: %w", err)
 	}

@@ -59,6 +59,9 @@ func newEngine(t testing.TB, cfg Config) *Engine {
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}
+	// Tests wait for specializations; the worker need not rest between
+	// them.
+	e.specPace = 0
 	return e
 }
 

@@ -23,10 +23,12 @@ type RuleHit struct {
 // than Eval and meant for `tollgate policy eval --explain`, not requests.
 func (p *Policy) Explain(ctx context.Context, in *Input) (Decision, []RuleHit, error) {
 	tracer := topdown.NewBufferTracer()
+	// The trace and the result hold terms partial evaluation may rewrite
+	// (see partialMu).
 	partialMu.RLock()
+	defer partialMu.RUnlock()
 	v := in.Value()
 	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(v), rego.EvalQueryTracer(tracer))
-	partialMu.RUnlock()
 	if err != nil {
 		return Decision{}, nil, fmt.Errorf("evaluate policy: %w", err)
 	}

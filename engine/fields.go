@@ -63,15 +63,31 @@ const partialResultModule = "__partialresult__"
 // (the whole input) when a rule reads the input other than by a path of
 // constant keys, e.g. object.get(input, ...), input[x] or walk(input).
 func readFields(c *ast.Compiler) fieldSet {
+	return readFieldsFrom(c, func(name string) bool { return strings.HasPrefix(name, partialResultModule) })
+}
+
+// partialResultQuery is the rule holding the residual query of OPA's
+// PartialResult (in its default namespace).
+const partialResultQuery = "data.partial.__result__"
+
+// readFieldsFrom is readFields starting from the rules of the modules of c
+// whose names root accepts.
+func readFieldsFrom(c *ast.Compiler, root func(name string) bool) fieldSet {
 	var todo []*ast.Rule
 	for name, m := range c.Modules {
-		if strings.HasPrefix(name, partialResultModule) {
+		if root(name) {
 			todo = append(todo, m.Rules...)
 		}
 	}
 	if len(todo) == 0 {
 		return nil
 	}
+	return readRules(c, todo)
+}
+
+// readRules returns the input fields the rules todo read, following the
+// rules of c they call (nil: all of the input).
+func readRules(c *ast.Compiler, todo []*ast.Rule) fieldSet {
 	fs := fieldSet{}
 	seen := map[*ast.Rule]bool{}
 	whole := false
@@ -109,4 +125,32 @@ func constantKeys(path ast.Ref, n int) []string {
 		keys = append(keys, string(s))
 	}
 	return keys
+}
+
+// union returns the fields read by fs or o (nil: all).
+func (fs fieldSet) union(o fieldSet) fieldSet {
+	if fs == nil || o == nil {
+		return nil
+	}
+	u := fieldSet{}
+	for _, s := range []fieldSet{fs, o} {
+		for k, sub := range s {
+			if sub == nil {
+				u.add([]string{k})
+				continue
+			}
+			for f := range sub {
+				u.add([]string{k, f})
+			}
+		}
+	}
+	return u
+}
+
+// queryFields returns the input fields the query q reads, following the
+// rules of c it calls (nil: all of the input).
+func queryFields(q ast.Body, c *ast.Compiler) fieldSet {
+	m := &ast.Module{Package: &ast.Package{Path: ast.Ref{ast.DefaultRootDocument, ast.StringTerm("tollgate_query")}}}
+	m.Rules = []*ast.Rule{{Head: ast.NewHead(ast.Var("q")), Body: q, Module: m}}
+	return readRules(c, m.Rules)
 }

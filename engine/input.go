@@ -134,6 +134,7 @@ type Complexity struct {
 func (in *Input) Value() ast.Value { return in.valueOf(nil) }
 
 // valueOf builds the fields of the input that fs names (nil: all of them).
+// appendKey (key.go) must encode exactly what this builds: keep them in step.
 func (in *Input) valueOf(fs fieldSet) ast.Value {
 	var b object
 	if _, ok := fs.want("version"); ok {
@@ -145,56 +146,60 @@ func (in *Input) valueOf(fs fieldSet) ast.Value {
 	if sub, ok := fs.want("identity"); ok {
 		b.add("identity", ast.NewTerm(in.Identity.value(sub)))
 	}
-	if _, ok := fs.want("model"); ok {
-		b.add("model", ast.ObjectTerm(
-			item("requested", ast.StringTerm(in.Model.Requested)),
-			item("provider_hint", ast.StringTerm(in.Model.ProviderHint)),
-		))
+	if sub, ok := fs.want("model"); ok {
+		var m object
+		m.addIf(sub, "requested", func() *ast.Term { return ast.StringTerm(in.Model.Requested) })
+		m.addIf(sub, "provider_hint", func() *ast.Term { return ast.StringTerm(in.Model.ProviderHint) })
+		b.add("model", m.term())
 	}
-	if _, ok := fs.want("params"); ok {
-		b.add("params", ast.NewTerm(in.Params.value()))
+	if sub, ok := fs.want("params"); ok {
+		b.add("params", ast.NewTerm(in.Params.value(sub)))
 	}
-	if _, ok := fs.want("tokens"); ok {
-		b.add("tokens", ast.ObjectTerm(
-			item("prompt", ast.InternedTerm(in.Tokens.Prompt)),
-			item("max_completion", ast.InternedTerm(in.Tokens.MaxCompletion)),
-			item("estimated_total", ast.InternedTerm(in.Tokens.EstimatedTotal)),
-		))
+	if sub, ok := fs.want("tokens"); ok {
+		var t object
+		t.addIf(sub, "prompt", func() *ast.Term { return ast.InternedTerm(in.Tokens.Prompt) })
+		t.addIf(sub, "max_completion", func() *ast.Term { return ast.InternedTerm(in.Tokens.MaxCompletion) })
+		t.addIf(sub, "estimated_total", func() *ast.Term { return ast.InternedTerm(in.Tokens.EstimatedTotal) })
+		b.add("tokens", t.term())
 	}
-	if _, ok := fs.want("pii"); ok {
-		b.add("pii", ast.NewTerm(in.PII.value()))
+	if sub, ok := fs.want("pii"); ok {
+		b.add("pii", ast.NewTerm(in.PII.value(sub)))
 	}
-	if _, ok := fs.want("complexity"); ok {
-		b.add("complexity", ast.ObjectTerm(
-			item("score", ast.NumberTerm(json.Number(strconv.FormatFloat(in.Complexity.Score, 'f', -1, 64)))),
-			item("signals", ast.ObjectTerm(
+	if sub, ok := fs.want("complexity"); ok {
+		var c object
+		c.addIf(sub, "score", func() *ast.Term { return floatTerm(in.Complexity.Score) })
+		c.addIf(sub, "signals", func() *ast.Term {
+			return ast.ObjectTerm(
 				item("turns", ast.InternedTerm(in.Complexity.Turns)),
 				item("code", ast.InternedTerm(in.Complexity.Code)),
 				item("math", ast.InternedTerm(in.Complexity.Math)),
 				item("reasoning", ast.InternedTerm(in.Complexity.Reasoning)),
 				item("tools", ast.InternedTerm(in.Complexity.Tools)),
 				item("prompt_tokens", ast.InternedTerm(in.Complexity.PromptTokens)),
-			)),
-		))
+			)
+		})
+		b.add("complexity", c.term())
 	}
-	if _, ok := fs.want("guardrails"); ok {
-		b.add("guardrails", ast.ObjectTerm(
-			item("signals", stringArray(in.Guardrails.IDs())),
-			item("hidden_unicode", ast.InternedTerm(in.Guardrails.HiddenUnicode)),
-			item("bidi_controls", ast.InternedTerm(in.Guardrails.BidiControls)),
-			item("base64_blobs", ast.InternedTerm(in.Guardrails.Base64Blobs)),
-		))
+	if sub, ok := fs.want("guardrails"); ok {
+		var g object
+		g.addIf(sub, "signals", func() *ast.Term { return stringArray(in.Guardrails.IDs()) })
+		g.addIf(sub, "hidden_unicode", func() *ast.Term { return ast.InternedTerm(in.Guardrails.HiddenUnicode) })
+		g.addIf(sub, "bidi_controls", func() *ast.Term { return ast.InternedTerm(in.Guardrails.BidiControls) })
+		g.addIf(sub, "base64_blobs", func() *ast.Term { return ast.InternedTerm(in.Guardrails.Base64Blobs) })
+		b.add("guardrails", g.term())
 	}
-	if _, ok := fs.want("moderation"); ok {
-		b.add("moderation", ast.ObjectTerm(
-			item("checked", ast.InternedTerm(in.Moderation.Checked)),
-			item("flagged", ast.InternedTerm(in.Moderation.Flagged)),
-			item("categories", stringArray(in.Moderation.Categories)),
-			item("unavailable", ast.InternedTerm(in.Moderation.Unavailable)),
-		))
+	if sub, ok := fs.want("moderation"); ok {
+		var m object
+		m.addIf(sub, "checked", func() *ast.Term { return ast.InternedTerm(in.Moderation.Checked) })
+		m.addIf(sub, "flagged", func() *ast.Term { return ast.InternedTerm(in.Moderation.Flagged) })
+		m.addIf(sub, "categories", func() *ast.Term { return stringArray(in.Moderation.Categories) })
+		m.addIf(sub, "unavailable", func() *ast.Term { return ast.InternedTerm(in.Moderation.Unavailable) })
+		b.add("moderation", m.term())
 	}
-	if _, ok := fs.want("signals"); ok {
-		b.add("signals", ast.ObjectTerm(item("matched_phrases", stringArray(in.Signals.MatchedPhrases))))
+	if sub, ok := fs.want("signals"); ok {
+		var m object
+		m.addIf(sub, "matched_phrases", func() *ast.Term { return stringArray(in.Signals.MatchedPhrases) })
+		b.add("signals", m.term())
 	}
 	return ast.NewObject(b.items...)
 }
@@ -211,6 +216,19 @@ func (o *object) add(k string, v *ast.Term) {
 		o.items = o.buf[:0]
 	}
 	o.items = append(o.items, item(k, v))
+}
+
+// addIf adds the field k, built by v, when sub names it (nil: every field).
+func (o *object) addIf(sub map[string]bool, k string, v func() *ast.Term) {
+	if wantSub(sub, k) {
+		o.add(k, v())
+	}
+}
+
+func (o *object) term() *ast.Term { return ast.ObjectTerm(o.items...) }
+
+func floatTerm(f float64) *ast.Term {
+	return ast.NumberTerm(json.Number(strconv.FormatFloat(f, 'f', -1, 64)))
 }
 
 func (r RequestInfo) value(sub map[string]bool) ast.Value {
@@ -275,36 +293,37 @@ func (id Identity) value(sub map[string]bool) ast.Value {
 	return ast.NewObject(b.items...)
 }
 
-func (p Params) value() ast.Value {
-	obj := ast.NewObject(
-		item("tools", ast.InternedTerm(p.Tools)),
-		item("tool_names", stringArray(p.ToolNames)),
-		item("messages", ast.InternedTerm(p.Messages)),
-	)
+func (p Params) value(sub map[string]bool) ast.Value {
+	var b object
+	b.addIf(sub, "tools", func() *ast.Term { return ast.InternedTerm(p.Tools) })
+	b.addIf(sub, "tool_names", func() *ast.Term { return stringArray(p.ToolNames) })
+	b.addIf(sub, "messages", func() *ast.Term { return ast.InternedTerm(p.Messages) })
 	if p.MaxTokens > 0 {
-		obj.Insert(keyTerm("max_tokens"), ast.InternedTerm(p.MaxTokens))
+		b.addIf(sub, "max_tokens", func() *ast.Term { return ast.InternedTerm(p.MaxTokens) })
 	}
 	if p.Temperature != nil {
-		obj.Insert(keyTerm("temperature"), ast.NumberTerm(json.Number(strconv.FormatFloat(*p.Temperature, 'f', -1, 64))))
+		b.addIf(sub, "temperature", func() *ast.Term { return floatTerm(*p.Temperature) })
 	}
-	return obj
+	return ast.NewObject(b.items...)
 }
 
-func (s PIISummary) value() ast.Value {
-	findings := make([]*ast.Term, len(s.Findings))
-	for i, f := range s.Findings {
-		findings[i] = ast.ObjectTerm(
-			item("type", ast.StringTerm(f.Type)),
-			item("count", ast.InternedTerm(f.Count)),
-			item("message", ast.InternedTerm(f.Message)),
-			item("role", ast.StringTerm(f.Role)),
-			item("where", ast.StringTerm(f.Where)),
-		)
-	}
-	return ast.NewObject(
-		item("types", stringArray(s.Types)),
-		item("findings", ast.ArrayTerm(findings...)),
-	)
+func (s PIISummary) value(sub map[string]bool) ast.Value {
+	var b object
+	b.addIf(sub, "types", func() *ast.Term { return stringArray(s.Types) })
+	b.addIf(sub, "findings", func() *ast.Term {
+		findings := make([]*ast.Term, len(s.Findings))
+		for i, f := range s.Findings {
+			findings[i] = ast.ObjectTerm(
+				item("type", ast.StringTerm(f.Type)),
+				item("count", ast.InternedTerm(f.Count)),
+				item("message", ast.InternedTerm(f.Message)),
+				item("role", ast.StringTerm(f.Role)),
+				item("where", ast.StringTerm(f.Where)),
+			)
+		}
+		return ast.ArrayTerm(findings...)
+	})
+	return ast.NewObject(b.items...)
 }
 
 // inputKeys are the keys of the input's objects, as shared terms: OPA treats

@@ -223,7 +223,7 @@ func TestInputValueOptionalParams(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			want := ast.MustParseTerm(tt.want).Value
-			if got := tt.params.value(); ast.Compare(got, want) != 0 {
+			if got := tt.params.value(nil); ast.Compare(got, want) != 0 {
 				t.Errorf("params = %v, want %v", got, want)
 			}
 		})

@@ -40,10 +40,11 @@ func (p *Policy) CheckResponse(ctx context.Context, in *Input, text string) (Res
 	if len(v.Signals) == 0 && len(v.Phrases) == 0 {
 		return v, nil
 	}
+	// Decoding reads the result's terms too (see partialMu).
 	partialMu.RLock()
+	defer partialMu.RUnlock()
 	val, ok := in.Value().(ast.Object)
 	if !ok {
-		partialMu.RUnlock()
 		return v, fmt.Errorf("evaluate response: the input is not an object")
 	}
 	val.Insert(ast.StringTerm("response"), ast.ObjectTerm(
@@ -51,7 +52,6 @@ func (p *Policy) CheckResponse(ctx context.Context, in *Input, text string) (Res
 		item("matched_phrases", stringArray(v.Phrases)),
 	))
 	rs, err := p.response.Eval(ctx, rego.EvalParsedInput(val), rego.EvalGenerateJSON(astResult))
-	partialMu.RUnlock()
 	if err != nil {
 		return v, fmt.Errorf("evaluate response: %w", err)
 	}

@@ -1,0 +1,664 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// Specialization.
+//
+// Most of what a decision depends on repeats from one request to the next:
+// the caller, the model, the headers policies read, which PII types and
+// guardrail signals were found. What changes on every request is small: the
+// token counts, the complexity score, the request id and time. A Policy
+// therefore keeps, per distinct stable part of the input, the bundle's
+// residual partially evaluated once more with that stable part known and
+// only the volatile fields unknown. What is left is usually one or two
+// rules on the token count, or a constant; evaluating it costs a fraction
+// of the whole residual (see BenchmarkEval).
+//
+// This is OPA's own partial evaluation, so a specialized query decides
+// exactly as the bundle does; each one is also checked against the full
+// evaluation of the request that caused it before it serves, and a key
+// whose specialization fails or differs keeps the full evaluation.
+//
+// Specializations are built off the request path, by one goroutine per
+// policy, for a key seen a second time (a key seen once, such as one made
+// of a per-request header, never costs a build). The cache holds at most
+// Config.SpecializationCache keys and evicts the least recently used
+// (CLOCK); a new bundle starts with an empty cache.
+
+// DefaultSpecializationCache is the number of specialized keys a policy
+// keeps when the configuration does not say.
+const DefaultSpecializationCache = 1024
+
+// volatileFields are the input fields that differ from one request to the
+// next; they stay unknown when a policy is specialized, and every other
+// field the policy reads is part of the key.
+var volatileFields = fieldSet{
+	"request":    {"id": true, "received_at": true, "client_ip": true},
+	"params":     {"messages": true, "max_tokens": true, "temperature": true},
+	"tokens":     nil,
+	"complexity": nil,
+	"pii":        {"findings": true},
+	"guardrails": {"hidden_unicode": true, "bidi_controls": true, "base64_blobs": true},
+}
+
+// inputFields lists every field of the input and its second-level fields,
+// in valueOf's order.
+var inputFields = []struct {
+	name string
+	subs []string
+}{
+	{"version", nil},
+	{"request", []string{"id", "path", "stream", "received_at", "client_ip", "headers"}},
+	{"identity", []string{"subject", "kind", "auth", "key_id", "team", "org", "roles", "groups", "labels", "chain"}},
+	{"model", []string{"requested", "provider_hint"}},
+	{"params", []string{"tools", "tool_names", "messages", "max_tokens", "temperature"}},
+	{"tokens", []string{"prompt", "max_completion", "estimated_total"}},
+	{"pii", []string{"types", "findings"}},
+	{"complexity", []string{"score", "signals"}},
+	{"guardrails", []string{"signals", "hidden_unicode", "bidi_controls", "base64_blobs"}},
+	{"moderation", []string{"checked", "flagged", "categories", "unavailable"}},
+	{"signals", []string{"matched_phrases"}},
+}
+
+// splitFields splits the fields fs reads (nil: all) into those known to a
+// specialization and the references to leave unknown.
+func splitFields(fs fieldSet) (fieldSet, []*ast.Term) {
+	known := fieldSet{}
+	// Not nil: OPA takes no unknowns as the whole input unknown.
+	unknown := []*ast.Term{}
+	for _, f := range inputFields {
+		sub, ok := fs.want(f.name)
+		if !ok {
+			continue
+		}
+		vol, isVolatile := volatileFields[f.name]
+		switch {
+		case !isVolatile:
+			known[f.name] = sub
+		case vol == nil:
+			unknown = append(unknown, ast.RefTerm(ast.InputRootDocument, ast.StringTerm(f.name)))
+		default:
+			keep := map[string]bool{}
+			for _, s := range f.subs {
+				if !wantSub(sub, s) {
+					continue
+				}
+				if vol[s] {
+					unknown = append(unknown, ast.RefTerm(ast.InputRootDocument, ast.StringTerm(f.name), ast.StringTerm(s)))
+				} else {
+					keep[s] = true
+				}
+			}
+			if len(keep) > 0 {
+				known[f.name] = keep
+			}
+		}
+	}
+	return known, unknown
+}
+
+// SpecializationStats counts what the specialization cache of a policy did.
+type SpecializationStats struct {
+	// Hits are decisions made by a specialized query; Misses by the full
+	// residual.
+	Hits, Misses uint64
+	// Built counts specializations that serve; Rejected those that did
+	// not (not self-contained, failed, or deciding differently), whose
+	// keys keep the full residual.
+	Built, Rejected uint64
+	// Evicted counts keys dropped to make room; Size is the number held.
+	Evicted uint64
+	Size    int
+}
+
+// specializer is the specialization cache of one policy.
+type specializer struct {
+	p        *Policy
+	compiler *ast.Compiler
+	store    storage.Store
+	log      *slog.Logger
+	capacity int
+	// known are the input fields in the key; unknown the references left
+	// unknown.
+	known   fieldSet
+	unknown []*ast.Term
+
+	mu      sync.RWMutex
+	entries map[string]*specialized
+	ring    []string // keys in insertion order, for CLOCK eviction
+	hand    int
+
+	seenMu sync.Mutex
+	seen   map[string]struct{}
+
+	jobs    chan specJob
+	running atomic.Bool
+	// pace is how many times its exclusive time the worker rests after a
+	// build while more are queued, so that specializing holds up
+	// evaluations at most 1/(1+pace) of the time; exclusive is the last
+	// build's time under partialMu's write lock.
+	pace      int
+	exclusive time.Duration
+	// pending counts queued and running builds; tests wait on it.
+	pending sync.WaitGroup
+
+	hits, misses, built, rejected, evicted atomic.Uint64
+}
+
+// specialized is one entry: a decision template (tmpl, the ground part of
+// the decision) completed by a query when hasQuery; an undefined decision;
+// or, when full, a marker that the key keeps the full residual.
+type specialized struct {
+	tmpl     Decision
+	query    rego.PreparedEvalQuery
+	hasQuery bool
+	// binding is true when query is the residual itself, whose value is
+	// the binding of x; else it is the rule holding the residuals.
+	binding bool
+	// fields are the input fields query reads.
+	fields    fieldSet
+	undefined bool
+	full      bool
+	used      atomic.Bool
+}
+
+// specJob asks for the specialization of key; value and want are the full
+// input value and decision of the request that asked, to check it with.
+type specJob struct {
+	key   string
+	known ast.Value
+	value ast.Value
+	want  ast.Value
+}
+
+func newSpecializer(p *Policy, c *ast.Compiler, store storage.Store, capacity, pace int, log *slog.Logger) *specializer {
+	known, unknown := splitFields(p.fields)
+	return &specializer{
+		p: p, compiler: c, store: store, log: log, capacity: capacity,
+		known: known, unknown: unknown,
+		entries: make(map[string]*specialized, capacity),
+		seen:    map[string]struct{}{},
+		jobs:    make(chan specJob, 64),
+		pace:    pace,
+	}
+}
+
+// lookup returns the entry for key, nil when there is none.
+func (s *specializer) lookup(key []byte) *specialized {
+	s.mu.RLock()
+	e := s.entries[string(key)]
+	s.mu.RUnlock()
+	if e == nil || e.full {
+		s.misses.Add(1)
+		return nil
+	}
+	if !e.used.Load() {
+		e.used.Store(true)
+	}
+	s.hits.Add(1)
+	return e
+}
+
+// admit reports whether key was seen before (and is not cached): the
+// second sighting of a key asks for its specialization.
+func (s *specializer) admit(key []byte) bool {
+	s.mu.RLock()
+	_, cached := s.entries[string(key)]
+	s.mu.RUnlock()
+	if cached {
+		return false
+	}
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if _, ok := s.seen[string(key)]; ok {
+		delete(s.seen, string(key))
+		return true
+	}
+	if len(s.seen) >= 4*s.capacity {
+		s.seen = map[string]struct{}{}
+	}
+	s.seen[string(key)] = struct{}{}
+	return false
+}
+
+// enqueue hands j to the worker, starting it when it is not running; a
+// full queue drops j (the key is asked for again when seen again).
+func (s *specializer) enqueue(j specJob) {
+	s.pending.Add(1)
+	select {
+	case s.jobs <- j:
+	default:
+		s.pending.Done()
+		return
+	}
+	if s.running.CompareAndSwap(false, true) {
+		go s.work()
+	}
+}
+
+// work builds the queued specializations and returns when there are none.
+func (s *specializer) work() {
+	for {
+		select {
+		case j := <-s.jobs:
+			s.build(j)
+			s.pending.Done()
+			if s.pace > 0 && len(s.jobs) > 0 {
+				time.Sleep(time.Duration(s.pace) * s.exclusive)
+			}
+		default:
+			s.running.Store(false)
+			if len(s.jobs) == 0 || !s.running.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}
+}
+
+// specPace is the worker's default pace: partial evaluation holds up
+// evaluations at most a tenth of the time.
+const specPace = 9
+
+// specNamespace is the package of a specialization's query and rules.
+const specNamespace = "tollgate_specialized"
+
+// build specializes the residual for j.key and stores the result.
+func (s *specializer) build(j specJob) {
+	s.mu.RLock()
+	_, done := s.entries[j.key]
+	s.mu.RUnlock()
+	if done {
+		return
+	}
+	e, err := s.specialize(j)
+	if err != nil {
+		s.rejected.Add(1)
+		if s.log != nil {
+			s.log.Warn("policy specialization rejected; this caller's requests keep the full evaluation", "revision", s.p.Revision, "error", err)
+		}
+		e = &specialized{full: true}
+	} else {
+		s.built.Add(1)
+	}
+	s.insert(j.key, e)
+}
+
+// specialize partially evaluates the residual with j.known as the input's
+// stable part and checks the result against j.want.
+func (s *specializer) specialize(j specJob) (*specialized, error) {
+	ctx := context.Background()
+	// Partial evaluation rewrites in place terms it shares with every
+	// evaluation (see partialMu): it runs alone. What follows works on
+	// copies and only reads shared terms.
+	partialMu.Lock()
+	start := time.Now()
+	pq, err := rego.New(
+		rego.Query(resultVar+" = "+partialResultQuery),
+		rego.Compiler(s.compiler),
+		rego.Store(s.store),
+		rego.StoreReadAST(true),
+		rego.ParsedInput(j.known),
+		rego.ParsedUnknowns(s.unknown),
+		rego.PartialNamespace(specNamespace),
+		rego.SetRegoVersion(ast.RegoV1),
+	).Partial(ctx)
+	s.exclusive = time.Since(start)
+	partialMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("partial evaluation: %w", err)
+	}
+	partialMu.RLock()
+	defer partialMu.RUnlock()
+	e := &specialized{}
+	if len(pq.Queries) == 0 {
+		e.undefined = true
+	} else if err := e.prepare(ctx, pq, s.bundleRules(pq), s.store); err != nil {
+		return nil, err
+	}
+	want, wantErr := decodeResult(j.want, nil)
+	got, gotErr := e.decide(ctx, func(fieldSet) ast.Value { return j.value })
+	if (wantErr == nil) != (gotErr == nil) || !reflect.DeepEqual(got, want) {
+		return nil, fmt.Errorf("the specialized policy decides the request that asked for it differently: %+v (error %v), not %+v (error %v)", got, gotErr, want, wantErr)
+	}
+	return e, nil
+}
+
+// bundleRules returns the rules of the bundle's residual that the output
+// of partial evaluation pq still calls (and those they call), as modules to
+// compile with it: partial evaluation leaves some rules as they are, such
+// as partial object rules read with a key it does not know.
+func (s *specializer) bundleRules(pq *rego.PartialQueries) []*ast.Module {
+	ns := ast.DefaultRootRef.Append(ast.StringTerm(specNamespace))
+	seen := map[*ast.Rule]bool{}
+	var todo []*ast.Rule
+	visit := func(x any) {
+		ast.WalkRefs(x, func(ref ast.Ref) bool {
+			if ref.HasPrefix(ast.DefaultRootRef) && !ref.HasPrefix(ns) {
+				for _, r := range s.compiler.GetRules(ref.GroundPrefix()) {
+					if !seen[r] {
+						seen[r] = true
+						todo = append(todo, r)
+					}
+				}
+			}
+			return false
+		})
+	}
+	for _, q := range pq.Queries {
+		visit(q)
+	}
+	for _, m := range pq.Support {
+		visit(m)
+	}
+	var modules []*ast.Module
+	byPackage := map[string]*ast.Module{}
+	for len(todo) > 0 {
+		r := todo[0]
+		todo = todo[1:]
+		visit(r)
+		pkg := r.Module.Package.Path.String()
+		m := byPackage[pkg]
+		if m == nil {
+			m = &ast.Module{Package: r.Module.Package.Copy()}
+			byPackage[pkg] = m
+			modules = append(modules, m)
+		}
+		c := r.Copy()
+		c.Module = m
+		m.Rules = append(m.Rules, c)
+	}
+	return modules
+}
+
+// prepare compiles the output of partial evaluation pq, with the modules
+// extra it calls, into e. When the
+// output is one query binding x to an object, the object's constant items
+// are decoded once into e.tmpl and the query keeps only the others; when
+// none is left, the decision is that constant and nothing is evaluated.
+func (e *specialized) prepare(ctx context.Context, pq *rego.PartialQueries, extra []*ast.Module, store storage.Store) error {
+	// Compile copies: the output of partial evaluation holds terms it
+	// shares with the bundle, and compiling rewrites terms in place.
+	opts := []func(*rego.Rego){
+		rego.Store(store),
+		rego.StoreReadAST(true),
+		rego.SetRegoVersion(ast.RegoV1),
+	}
+	var query ast.Body
+	if len(pq.Queries) == 1 {
+		// One query is prepared as it is; its value is the binding of x.
+		query = pq.Queries[0].Copy()
+		if ground, rest, ok := splitResult(query); ok {
+			var dec decoder
+			var tmpl Decision
+			dec.decision(ast.NewObject(ground...), &tmpl)
+			if dec.err == nil {
+				e.tmpl = tmpl
+				if len(rest) == 0 && len(query) == 1 && len(pq.Support) == 0 && len(extra) == 0 {
+					return nil // a constant
+				}
+				query = setResult(query, ast.ObjectTerm(rest...))
+			}
+		}
+		opts = append(opts, rego.ParsedQuery(query))
+		e.binding = true
+	} else {
+		ns := ast.DefaultRootRef.Append(ast.StringTerm(specNamespace))
+		m := &ast.Module{Package: &ast.Package{Path: ns}}
+		for _, q := range pq.Queries {
+			m.Rules = append(m.Rules, &ast.Rule{Head: ast.NewHead(ast.Var("decision"), nil, ast.VarTerm(resultVar)), Body: q.Copy(), Module: m})
+		}
+		opts = append(opts, rego.Query("data."+specNamespace+".decision"), rego.ParsedModule(m))
+	}
+	for _, sm := range pq.Support {
+		opts = append(opts, rego.ParsedModule(sm.Copy()))
+	}
+	for _, m := range extra {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	// The compiler knows only the built-in functions the output calls: a
+	// compiler's type environment of every built-in would be most of an
+	// entry's memory.
+	c := newCompiler().WithCapabilities(capabilitiesFor(pq, extra))
+	q, err := rego.New(append(opts, rego.Compiler(c))...).PrepareForEval(ctx)
+	if err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	e.query, e.hasQuery = q, true
+	e.fields = readFieldsFrom(c, func(string) bool { return true })
+	if query != nil {
+		e.fields = e.fields.union(queryFields(query, c))
+	}
+	return nil
+}
+
+// capabilitiesFor returns this OPA's capabilities with only the built-in
+// functions pq and extra call.
+func capabilitiesFor(pq *rego.PartialQueries, extra []*ast.Module) *ast.Capabilities {
+	caps := *ast.CapabilitiesForThisVersion()
+	used := map[string]bool{}
+	note := func(x any) {
+		ast.WalkTerms(x, func(t *ast.Term) bool {
+			if call, ok := t.Value.(ast.Call); ok && len(call) > 0 {
+				used[call[0].String()] = true
+			}
+			return false
+		})
+		ast.WalkExprs(x, func(e *ast.Expr) bool {
+			if e.IsCall() {
+				used[e.Operator().String()] = true
+			}
+			return false
+		})
+	}
+	for _, q := range pq.Queries {
+		note(q)
+	}
+	for _, m := range slices.Concat(pq.Support, extra) {
+		note(m)
+	}
+	caps.Builtins = nil
+	for _, b := range ast.CapabilitiesForThisVersion().Builtins {
+		if used[b.Name] || b.Name == ast.Equality.Name || b.Name == ast.Assign.Name {
+			caps.Builtins = append(caps.Builtins, b)
+		}
+	}
+	return &caps
+}
+
+// resultVar is the variable the specialization query binds the decision to.
+const resultVar = "x"
+
+// splitResult finds, in a query, the expression x = {...} binding the
+// decision to an object literal, and returns that object's constant items and
+// the others. It fails when x occurs elsewhere in the query, where dropping
+// items could change what the query means.
+func splitResult(query ast.Body) (ground, rest [][2]*ast.Term, ok bool) {
+	obj, ok := resultObject(query)
+	if !ok {
+		return nil, nil, false
+	}
+	uses := 0
+	ast.WalkVars(query, func(v ast.Var) bool {
+		if v == resultVar {
+			uses++
+		}
+		return false
+	})
+	if uses != 1 {
+		return nil, nil, false
+	}
+	obj.Foreach(func(k, v *ast.Term) {
+		if ast.IsConstant(k.Value) && ast.IsConstant(v.Value) {
+			ground = append(ground, [2]*ast.Term{k, v})
+		} else {
+			rest = append(rest, [2]*ast.Term{k, v})
+		}
+	})
+	return ground, rest, true
+}
+
+// resultObject returns the object literal of the expression x = {...}.
+func resultObject(query ast.Body) (ast.Object, bool) {
+	for _, expr := range query {
+		if i, ok := resultOperand(expr); ok {
+			o, ok := expr.Operand(i).Value.(ast.Object)
+			return o, ok
+		}
+	}
+	return nil, false
+}
+
+// resultOperand reports whether expr is x = T, and the index of T.
+func resultOperand(expr *ast.Expr) (int, bool) {
+	if !expr.IsEquality() || expr.Negated || len(expr.With) > 0 {
+		return 0, false
+	}
+	for i := range 2 {
+		if v, ok := expr.Operand(i).Value.(ast.Var); ok && v == resultVar {
+			return 1 - i, true
+		}
+	}
+	return 0, false
+}
+
+// setResult replaces T in the expression x = T of query with t.
+func setResult(query ast.Body, t *ast.Term) ast.Body {
+	for _, expr := range query {
+		if i, ok := resultOperand(expr); ok {
+			expr.Terms.([]*ast.Term)[i+1] = t
+			break
+		}
+	}
+	return query
+}
+
+// decide returns e's decision for the request whose input value (with at
+// least the fields asked for) value builds.
+func (e *specialized) decide(ctx context.Context, value func(fieldSet) ast.Value) (Decision, error) {
+	if e.undefined {
+		return Decision{}, ErrUndefined
+	}
+	d := e.tmpl.clone()
+	if e.hasQuery {
+		var v ast.Value
+		var err error
+		if e.binding {
+			v, err = evalBinding(ctx, e.query, value(e.fields), resultVar)
+		} else {
+			v, err = evalValue(ctx, e.query, value(e.fields))
+		}
+		if err != nil {
+			return Decision{}, fmt.Errorf("evaluate policy: %w", err)
+		}
+		if v == nil {
+			return Decision{}, ErrUndefined
+		}
+		if isNull(v) {
+			d = Decision{}
+		} else {
+			var dec decoder
+			dec.decision(v, &d)
+			if dec.err != nil {
+				return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, dec.err)
+			}
+		}
+	}
+	if err := d.validate(); err != nil {
+		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
+	}
+	return d, nil
+}
+
+// insert stores e under key, evicting when the cache is full.
+func (s *specializer) insert(key string, e *specialized) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.entries[key]; ok {
+		return
+	}
+	if len(s.entries) >= s.capacity {
+		// CLOCK: skip (and clear) recently used entries once.
+		for {
+			s.hand %= len(s.ring)
+			victim := s.entries[s.ring[s.hand]]
+			if victim.used.Load() {
+				victim.used.Store(false)
+				s.hand++
+				continue
+			}
+			delete(s.entries, s.ring[s.hand])
+			s.ring[s.hand] = key
+			s.hand++
+			s.evicted.Add(1)
+			break
+		}
+	} else {
+		s.ring = append(s.ring, key)
+	}
+	s.entries[key] = e
+}
+
+// stats returns the counters.
+func (s *specializer) stats() SpecializationStats {
+	s.mu.RLock()
+	n := len(s.entries)
+	s.mu.RUnlock()
+	return SpecializationStats{
+		Hits: s.hits.Load(), Misses: s.misses.Load(),
+		Built: s.built.Load(), Rejected: s.rejected.Load(),
+		Evicted: s.evicted.Load(), Size: n,
+	}
+}
+
+// keyPool holds key buffers.
+var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// evalValue evaluates q on the input v and returns the value of its first
+// expression, nil when undefined.
+func evalValue(ctx context.Context, q rego.PreparedEvalQuery, v ast.Value) (ast.Value, error) {
+	rs, err := eval(ctx, q, v)
+	if err != nil || len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, err
+	}
+	return rs[0].Expressions[0].Value.(ast.Value), nil
+}
+
+// evalBinding evaluates q on the input v and returns the value bound to
+// the variable name, nil when undefined.
+func evalBinding(ctx context.Context, q rego.PreparedEvalQuery, v ast.Value, name string) (ast.Value, error) {
+	rs, err := eval(ctx, q, v)
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	x, ok := rs[0].Bindings[name].(ast.Value)
+	if !ok {
+		return nil, fmt.Errorf("the specialized query left %s unbound", name)
+	}
+	return x, nil
+}
+
+// eval evaluates q on the input v, with results as AST values. It passes
+// no metrics and cancels through context.AfterFunc, which saves OPA's
+// per-evaluation metrics and cancellation goroutine.
+func eval(ctx context.Context, q rego.PreparedEvalQuery, v ast.Value) (rego.ResultSet, error) {
+	c := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, c.Cancel)
+	defer stop()
+	return q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalGenerateJSON(astResult),
+		rego.EvalMetrics(metrics.NoOp()), rego.EvalExternalCancel(c))
+}
