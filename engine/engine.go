@@ -88,6 +88,8 @@ type Engine struct {
 	// specCap is the specialization cache size (0: off); specPace the
 	// pace of its worker (see specializer.pace).
 	specCap, specPace int
+	// spec counts what the specialization caches of every policy did.
+	spec specCounters
 }
 
 // New returns an engine with no policy loaded; it denies until Activate.
@@ -221,7 +223,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	} else {
 		p.eval, p.partial, p.fields = fast, true, readFields(compiler)
 		if e.specCap > 0 {
-			p.spec = newSpecializer(p, compiler, store, e.specCap, e.specPace, e.log)
+			p.spec = newSpecializer(p, compiler, store, e.specCap, e.specPace, &e.spec, e.log)
 		}
 	}
 	if _, err := p.Eval(ctx, smokeInput()); err != nil {
@@ -361,7 +363,26 @@ func (p *Policy) SpecializationStats() SpecializationStats {
 	if p.spec == nil {
 		return SpecializationStats{}
 	}
-	return p.spec.stats()
+	return p.spec.own.stats(p.spec.size())
+}
+
+// SettleSpecializations waits until every specialization asked for so far
+// is built or rejected. Requests never need it; tests and benchmarks use it
+// to know which path a decision takes.
+func (p *Policy) SettleSpecializations() {
+	if p.spec != nil {
+		p.spec.pending.Wait()
+	}
+}
+
+// SpecializationStats returns what the specialization caches of every
+// policy of e did, with the size of the current policy's cache.
+func (e *Engine) SpecializationStats() SpecializationStats {
+	size := 0
+	if p := e.Current(); p != nil && p.spec != nil {
+		size = p.spec.size()
+	}
+	return e.spec.stats(size)
 }
 
 // AllowedActions returns the admin actions id may perform, sorted: the

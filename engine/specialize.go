@@ -157,8 +157,37 @@ type specializer struct {
 	// pending counts queued and running builds; tests wait on it.
 	pending sync.WaitGroup
 
+	// own counts for this policy, total for every policy of the engine.
+	own, total *specCounters
+}
+
+// specCounters count what specialization caches did.
+type specCounters struct {
 	hits, misses, built, rejected, evicted atomic.Uint64
 }
+
+// count adds one to the counter f picks, in s's own counters and the
+// engine's.
+func (s *specializer) count(f func(*specCounters) *atomic.Uint64) {
+	f(s.own).Add(1)
+	if s.total != nil {
+		f(s.total).Add(1)
+	}
+}
+
+func (c *specCounters) stats(size int) SpecializationStats {
+	return SpecializationStats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(),
+		Built: c.built.Load(), Rejected: c.rejected.Load(),
+		Evicted: c.evicted.Load(), Size: size,
+	}
+}
+
+func hits(c *specCounters) *atomic.Uint64     { return &c.hits }
+func misses(c *specCounters) *atomic.Uint64   { return &c.misses }
+func built(c *specCounters) *atomic.Uint64    { return &c.built }
+func rejected(c *specCounters) *atomic.Uint64 { return &c.rejected }
+func evicted(c *specCounters) *atomic.Uint64  { return &c.evicted }
 
 // specialized is one entry: a decision template (tmpl, the ground part of
 // the decision) completed by a query when hasQuery; an undefined decision;
@@ -186,7 +215,7 @@ type specJob struct {
 	want  ast.Value
 }
 
-func newSpecializer(p *Policy, c *ast.Compiler, store storage.Store, capacity, pace int, log *slog.Logger) *specializer {
+func newSpecializer(p *Policy, c *ast.Compiler, store storage.Store, capacity, pace int, total *specCounters, log *slog.Logger) *specializer {
 	known, unknown := splitFields(p.fields)
 	return &specializer{
 		p: p, compiler: c, store: store, log: log, capacity: capacity,
@@ -195,6 +224,8 @@ func newSpecializer(p *Policy, c *ast.Compiler, store storage.Store, capacity, p
 		seen:    map[string]struct{}{},
 		jobs:    make(chan specJob, 64),
 		pace:    pace,
+		own:     &specCounters{},
+		total:   total,
 	}
 }
 
@@ -204,13 +235,13 @@ func (s *specializer) lookup(key []byte) *specialized {
 	e := s.entries[string(key)]
 	s.mu.RUnlock()
 	if e == nil || e.full {
-		s.misses.Add(1)
+		s.count(misses)
 		return nil
 	}
 	if !e.used.Load() {
 		e.used.Store(true)
 	}
-	s.hits.Add(1)
+	s.count(hits)
 	return e
 }
 
@@ -287,13 +318,13 @@ func (s *specializer) build(j specJob) {
 	}
 	e, err := s.specialize(j)
 	if err != nil {
-		s.rejected.Add(1)
+		s.count(rejected)
 		if s.log != nil {
 			s.log.Warn("policy specialization rejected; this caller's requests keep the full evaluation", "revision", s.p.Revision, "error", err)
 		}
 		e = &specialized{full: true}
 	} else {
-		s.built.Add(1)
+		s.count(built)
 	}
 	s.insert(j.key, e)
 }
@@ -604,7 +635,7 @@ func (s *specializer) insert(key string, e *specialized) {
 			delete(s.entries, s.ring[s.hand])
 			s.ring[s.hand] = key
 			s.hand++
-			s.evicted.Add(1)
+			s.count(evicted)
 			break
 		}
 	} else {
@@ -613,16 +644,11 @@ func (s *specializer) insert(key string, e *specialized) {
 	s.entries[key] = e
 }
 
-// stats returns the counters.
-func (s *specializer) stats() SpecializationStats {
+// size is the number of keys held.
+func (s *specializer) size() int {
 	s.mu.RLock()
-	n := len(s.entries)
-	s.mu.RUnlock()
-	return SpecializationStats{
-		Hits: s.hits.Load(), Misses: s.misses.Load(),
-		Built: s.built.Load(), Rejected: s.rejected.Load(),
-		Evicted: s.evicted.Load(), Size: n,
-	}
+	defer s.mu.RUnlock()
+	return len(s.entries)
 }
 
 // keyPool holds key buffers.

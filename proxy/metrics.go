@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/engine"
 )
 
 type metrics struct {
@@ -58,4 +60,43 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// specializationCollector exports what the policy's specialization cache
+// did (see engine/specialize.go): how many decisions came from it, how
+// many keys it built, rejected and evicted, and how many it holds.
+type specializationCollector struct {
+	e                                       *engine.Engine
+	decisions, builds, evictions, cacheSize *prometheus.Desc
+}
+
+func newSpecializationCollector(e *engine.Engine) *specializationCollector {
+	return &specializationCollector{
+		e: e,
+		decisions: prometheus.NewDesc("tollgate_policy_specialized_decisions_total",
+			"Policy decisions by path: specialized (a cached query for the caller's stable input) or full (the bundle's whole residual).", []string{"path"}, nil),
+		builds: prometheus.NewDesc("tollgate_policy_specializations_total",
+			"Specializations built, by result: built (serving) or rejected (the key keeps the full evaluation; see the log).", []string{"result"}, nil),
+		evictions: prometheus.NewDesc("tollgate_policy_specialization_evictions_total",
+			"Specialized keys evicted to make room; raise policy.specialization_cache when this grows steadily.", nil, nil),
+		cacheSize: prometheus.NewDesc("tollgate_policy_specialization_cache_keys",
+			"Specialized keys the current policy holds.", nil, nil),
+	}
+}
+
+func (c *specializationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.decisions
+	ch <- c.builds
+	ch <- c.evictions
+	ch <- c.cacheSize
+}
+
+func (c *specializationCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.e.SpecializationStats()
+	ch <- prometheus.MustNewConstMetric(c.decisions, prometheus.CounterValue, float64(st.Hits), "specialized")
+	ch <- prometheus.MustNewConstMetric(c.decisions, prometheus.CounterValue, float64(st.Misses), "full")
+	ch <- prometheus.MustNewConstMetric(c.builds, prometheus.CounterValue, float64(st.Built), "built")
+	ch <- prometheus.MustNewConstMetric(c.builds, prometheus.CounterValue, float64(st.Rejected), "rejected")
+	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evicted))
+	ch <- prometheus.MustNewConstMetric(c.cacheSize, prometheus.GaugeValue, float64(st.Size))
 }

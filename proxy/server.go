@@ -283,6 +283,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.metrics, err = newMetrics(deps.Registry); err != nil {
 		return nil, err
 	}
+	if deps.Engine != nil {
+		if err := deps.Registry.Register(newSpecializationCollector(deps.Engine)); err != nil {
+			return nil, err
+		}
+	}
 	if s.router, err = router.New(cfg.Router, deps.Registry); err != nil {
 		return nil, err
 	}

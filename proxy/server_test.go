@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -102,6 +103,43 @@ func TestMetricsAfterRequest(t *testing.T) {
 		`tollgate_policy_eval_duration_seconds_count 1`,
 		`tollgate_policy_decisions_total{result="allow"} 1`,
 		`tollgate_upstream_requests_total{outcome="ok",provider="sim"} 1`,
+	} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("metrics: missing %q in\n%s", want, raw)
+		}
+	}
+}
+
+// TestSpecializedDecisions checks that a caller's repeated requests are
+// decided by the policy specialized for it, and that /metrics says so.
+func TestSpecializedDecisions(t *testing.T) {
+	t.Parallel()
+	up := newSimUpstream(t)
+	h := newHarness(t, harnessOpts{upstreams: []upstreamSpec{{name: "sim", url: up.URL, models: []string{"echo"}}}})
+	sent := 0
+	send := func(n int) {
+		for range n {
+			sent++
+			resp := h.chat(t, chatBody("echo", fmt.Sprintf("request %d with a different prompt", sent), map[string]any{"max_tokens": 8 + sent}))
+			if raw := readAll(t, resp); resp.StatusCode != http.StatusOK {
+				t.Fatalf("chat status: got %d, want 200 (body %s)", resp.StatusCode, raw)
+			}
+		}
+		// The request metrics are recorded with the events.
+		h.events.wait(t, sent)
+	}
+	// The second request from the same caller asks for a specialization.
+	send(2)
+	h.engine.Current().SettleSpecializations()
+	send(3)
+	resp := h.do(t, t.Context(), http.MethodGet, "/metrics", nil, nil)
+	raw := string(readAll(t, resp))
+	for _, want := range []string{
+		`tollgate_policy_specialized_decisions_total{path="specialized"} 3`,
+		`tollgate_policy_specializations_total{result="built"} 1`,
+		`tollgate_policy_specializations_total{result="rejected"} 0`,
+		`tollgate_policy_specialization_cache_keys 1`,
+		`tollgate_policy_decisions_total{result="allow"} 5`,
 	} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("metrics: missing %q in\n%s", want, raw)
