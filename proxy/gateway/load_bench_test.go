@@ -33,7 +33,10 @@ type loadTarget struct {
 	key  string
 }
 
-func startLoadTargets(b *testing.B) (direct, gw loadTarget) {
+// startLoadTargets starts the simulator and two gateways in front of it: one
+// as configured by default, one with policy specialization off
+// ("gateway-full"), so that the benchmarks show what specialization saves.
+func startLoadTargets(b *testing.B) []loadTarget {
 	b.Helper()
 	simSrv, simURL := startSim(b)
 	key, id, _, err := auth.NewKey()
@@ -55,7 +58,11 @@ func startLoadTargets(b *testing.B) (direct, gw loadTarget) {
 	cfg.Analytics.File = filepath.Join(b.TempDir(), "events.jsonl")
 	cfg.Log.Level = "error"
 	g := startGateway(b, cfg, simSrv)
-	return loadTarget{"direct", simURL, ""}, loadTarget{"gateway", g.url + "/v1", key}
+	full := *cfg
+	full.Policy.SpecializationCache = -1
+	full.Analytics.File = filepath.Join(b.TempDir(), "events-full.jsonl")
+	gf := startGateway(b, &full, simSrv)
+	return []loadTarget{{"direct", simURL, ""}, {"gateway", g.url + "/v1", key}, {"gateway-full", gf.url + "/v1", key}}
 }
 
 func doChat(client *http.Client, t loadTarget, body []byte) error {
@@ -100,51 +107,46 @@ func cpuTime() time.Duration {
 // through the gateway, so both see the same machine noise; it reports the
 // latency the gateway adds at p50 and p99.
 func BenchmarkLatency(b *testing.B) {
-	direct, gw := startLoadTargets(b)
+	targets := startLoadTargets(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	body := benchBody()
 	for range 50 { // warm up connections and caches
-		if err := doChat(client, direct, body); err != nil {
-			b.Fatal(err)
-		}
-		if err := doChat(client, gw, body); err != nil {
-			b.Fatal(err)
+		for _, t := range targets {
+			if err := doChat(client, t, body); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
-	d := make([]time.Duration, 0, b.N)
-	g := make([]time.Duration, 0, b.N)
+	ds := make([][]time.Duration, len(targets))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		t0 := time.Now()
-		if err := doChat(client, direct, body); err != nil {
-			b.Fatal(err)
+		for i, t := range targets {
+			t0 := time.Now()
+			if err := doChat(client, t, body); err != nil {
+				b.Fatal(err)
+			}
+			ds[i] = append(ds[i], time.Since(t0))
 		}
-		t1 := time.Now()
-		if err := doChat(client, gw, body); err != nil {
-			b.Fatal(err)
-		}
-		d = append(d, t1.Sub(t0))
-		g = append(g, time.Since(t1))
 	}
 	b.StopTimer()
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	sort.Slice(g, func(i, j int) bool { return g[i] < g[j] })
 	us := func(x time.Duration) float64 { return float64(x.Nanoseconds()) / 1e3 }
-	b.ReportMetric(us(percentile(d, 0.5)), "direct-p50-µs")
-	b.ReportMetric(us(percentile(d, 0.99)), "direct-p99-µs")
-	b.ReportMetric(us(percentile(g, 0.5)), "gateway-p50-µs")
-	b.ReportMetric(us(percentile(g, 0.99)), "gateway-p99-µs")
-	b.ReportMetric(us(percentile(g, 0.5)-percentile(d, 0.5)), "added-p50-µs")
-	b.ReportMetric(us(percentile(g, 0.99)-percentile(d, 0.99)), "added-p99-µs")
+	for i, t := range targets {
+		sort.Slice(ds[i], func(x, y int) bool { return ds[i][x] < ds[i][y] })
+		b.ReportMetric(us(percentile(ds[i], 0.5)), t.name+"-p50-µs")
+		b.ReportMetric(us(percentile(ds[i], 0.99)), t.name+"-p99-µs")
+		if i > 0 {
+			b.ReportMetric(us(percentile(ds[i], 0.5)-percentile(ds[0], 0.5)), t.name+"-added-p50-µs")
+			b.ReportMetric(us(percentile(ds[i], 0.99)-percentile(ds[0], 0.99)), t.name+"-added-p99-µs")
+		}
+	}
 }
 
 // BenchmarkThroughput drives each target with 16 concurrent clients and
 // reports requests per second and the process CPU spent per request.
 func BenchmarkThroughput(b *testing.B) {
-	direct, gw := startLoadTargets(b)
 	body := benchBody()
-	for _, t := range []loadTarget{direct, gw} {
+	for _, t := range startLoadTargets(b) {
 		b.Run(t.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			const workers = 16
