@@ -95,11 +95,17 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	// The first evaluation warms caches; the second is the one timed, as a
-	// running gateway would see it.
+	// running gateway would see it for a new caller. It also asks for the
+	// policy specialized for this caller; the third is timed as a repeat
+	// caller's request.
 	_, _ = p.Eval(ctx, in)
 	start := time.Now()
 	d, evalErr := p.Eval(ctx, in)
 	took := time.Since(start)
+	p.SettleSpecializations()
+	start = time.Now()
+	_, _ = p.Eval(ctx, in)
+	tookSpecialized := time.Since(start)
 
 	inJSON, err := in.JSON()
 	if err != nil {
@@ -109,6 +115,8 @@ func policy(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"bundle_revision": p.Revision,
 		"input":           inJSON,
 		"eval_time_us":    took.Microseconds(),
+		// A repeat caller's evaluation, with the specialized policy.
+		"specialized_eval_time_us": tookSpecialized.Microseconds(),
 	}
 	if evalErr != nil {
 		out["error"] = evalErr.Error()

@@ -54,8 +54,9 @@ func TestPolicyEval(t *testing.T) {
 					Allow bool
 					Deny  []struct{ Code string }
 				}
-				EvalTimeUS int64 `json:"eval_time_us"`
-				Explain    []struct{ Rule, Location string }
+				EvalTimeUS            int64 `json:"eval_time_us"`
+				SpecializedEvalTimeUS int64 `json:"specialized_eval_time_us"`
+				Explain               []struct{ Rule, Location string }
 			}
 			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 				t.Fatalf("output is not JSON: %v\n%s", err, out.String())
@@ -78,8 +79,8 @@ func TestPolicyEval(t *testing.T) {
 			if tc.wantCode != "" && (len(got.Decision.Deny) == 0 || got.Decision.Deny[0].Code != tc.wantCode) {
 				t.Errorf("deny = %+v, want code %s", got.Decision.Deny, tc.wantCode)
 			}
-			if got.EvalTimeUS <= 0 {
-				t.Errorf("eval_time_us = %d, want > 0", got.EvalTimeUS)
+			if got.EvalTimeUS <= 0 || got.SpecializedEvalTimeUS <= 0 {
+				t.Errorf("eval_time_us = %d, specialized_eval_time_us = %d, want both > 0", got.EvalTimeUS, got.SpecializedEvalTimeUS)
 			}
 			found := false
 			for _, h := range got.Explain {
