@@ -102,7 +102,7 @@ func warm(tb testing.TB, p *Policy, in *Input) {
 			tb.Fatal(err)
 		}
 	}
-	p.spec.pending.Wait()
+	p.spec.settle()
 	if st := p.SpecializationStats(); st.Built != 1 || st.Size != 1 {
 		tb.Fatalf("after two evaluations of one input: %+v; want one specialization built", st)
 	}
@@ -131,7 +131,7 @@ func reportLatency(b *testing.B, ds []time.Duration) {
 //     fallback for bundles that cannot be partially evaluated run.
 func BenchmarkEval(b *testing.B) {
 	ctx := context.Background()
-	full := compile(b, newEngine(b, Config{SpecializationCache: -1}), defaultBundle(b))
+	full := compile(b, newEngine(b, Config{SpecializationCacheMB: -1}), defaultBundle(b))
 	if !full.partial {
 		b.Fatal("the default library was not prepared from its partial evaluation")
 	}
@@ -336,7 +336,7 @@ func BenchmarkDecodeDecision(b *testing.B) {
 // decision), and the part of it that holds up evaluations (partial
 // evaluation, under partialMu's write lock), reported as exclusive-ns.
 func BenchmarkSpecialize(b *testing.B) {
-	p := compile(b, newEngine(b, Config{SpecializationCache: 1 << 20}), defaultBundle(b))
+	p := compile(b, newEngine(b, Config{SpecializationCacheMB: 1 << 12}), defaultBundle(b))
 	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini", "EMAIL")
 	var exclusive time.Duration
 	b.ReportAllocs()
@@ -348,7 +348,7 @@ func BenchmarkSpecialize(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		p.spec.pending.Wait()
+		p.SettleSpecializations()
 		exclusive += p.spec.exclusive
 	}
 	b.StopTimer()

@@ -44,11 +44,12 @@ type Config struct {
 	// AdminEntrypoint is the rule whose value is the set of admin actions
 	// the caller may perform (the input has only identity filled).
 	AdminEntrypoint string `yaml:"admin_entrypoint"`
-	// SpecializationCache is the number of distinct callers (more exactly,
-	// stable parts of the input) a policy keeps a specialized query for;
-	// 0 means DefaultSpecializationCache, a negative number turns
-	// specialization off. See specialize.go.
-	SpecializationCache int `yaml:"specialization_cache"`
+	// SpecializationCacheMB is the memory, in MiB (estimated), a policy's
+	// queries specialized for its callers (more exactly, for the stable
+	// parts of their inputs) may take; 0 means
+	// DefaultSpecializationCacheMB, a negative number turns specialization
+	// off. See specialize.go.
+	SpecializationCacheMB int `yaml:"specialization_cache_mb"`
 	// Shadow, when set, names a candidate bundle evaluated on every request
 	// beside the live one without being enforced (shadow mode).
 	Shadow *bundles.Config `yaml:"shadow"`
@@ -85,9 +86,12 @@ type Engine struct {
 	admin      string
 	log        *slog.Logger
 	current    atomic.Pointer[Policy]
-	// specCap is the specialization cache size (0: off); specPace the
-	// pace of its worker (see specializer.pace).
-	specCap, specPace int
+	// specBudget is the specialization cache's memory budget in bytes (0:
+	// off); specPace the pace of its worker (see specializer.pace).
+	specBudget int64
+	specPace   int
+	// specTimeout, when set, replaces specTimeout (tests under -race).
+	specTimeout time.Duration
 	// spec counts what the specialization caches of every policy did.
 	spec specCounters
 }
@@ -105,14 +109,14 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	if admin == "" {
 		admin = DefaultAdminEntrypoint
 	}
-	specCap := cfg.SpecializationCache
+	mb := cfg.SpecializationCacheMB
 	switch {
-	case specCap == 0:
-		specCap = DefaultSpecializationCache
-	case specCap < 0:
-		specCap = 0
+	case mb == 0:
+		mb = DefaultSpecializationCacheMB
+	case mb < 0:
+		mb = 0
 	}
-	return &Engine{entrypoint: entry, admin: admin, log: log, specCap: specCap, specPace: specPace}, nil
+	return &Engine{entrypoint: entry, admin: admin, log: log, specBudget: int64(mb) << 20, specPace: specPace}, nil
 }
 
 // Policy is a compiled bundle, ready to evaluate.
@@ -222,8 +226,17 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 		}
 	} else {
 		p.eval, p.partial, p.fields = fast, true, readFields(compiler)
-		if e.specCap > 0 {
-			p.spec = newSpecializer(p, compiler, store, e.specCap, e.specPace, &e.spec, e.log)
+		switch {
+		case e.specBudget == 0:
+		case usesNamespace(b.Modules, specNamespace):
+			if e.log != nil {
+				e.log.Warn("policy specialization is off: the bundle has a package under data."+specNamespace+", which specialization uses", "source", b.Source)
+			}
+		default:
+			p.spec = newSpecializer(p, compiler, store, e.specBudget, e.specPace, &e.spec, e.log)
+			if e.specTimeout > 0 {
+				p.spec.timeout = e.specTimeout
+			}
 		}
 	}
 	if _, err := p.Eval(ctx, smokeInput()); err != nil {
@@ -292,9 +305,24 @@ func resultValue(rs rego.ResultSet) any {
 	return rs[0].Expressions[0].Value
 }
 
+// usesNamespace reports whether a module has a package under data.ns.
+func usesNamespace(modules map[string]*ast.Module, ns string) bool {
+	root := ast.DefaultRootRef.Append(ast.StringTerm(ns))
+	for _, m := range modules {
+		if m.Package.Path.HasPrefix(root) {
+			return true
+		}
+	}
+	return false
+}
+
 // Activate makes p the policy of every request that starts from now on.
 func (e *Engine) Activate(p *Policy) {
 	old := e.current.Swap(p)
+	if old != nil && old != p && old.spec != nil {
+		// Requests still running on old finish on it; it builds no more.
+		old.spec.stop()
+	}
 	if e.log != nil {
 		attrs := []any{"revision", p.Revision}
 		if old != nil {
@@ -371,7 +399,7 @@ func (p *Policy) SpecializationStats() SpecializationStats {
 // to know which path a decision takes.
 func (p *Policy) SettleSpecializations() {
 	if p.spec != nil {
-		p.spec.pending.Wait()
+		p.spec.settle()
 	}
 }
 

@@ -60,8 +60,10 @@ func newEngine(t testing.TB, cfg Config) *Engine {
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}
 	// Tests wait for specializations; the worker need not rest between
-	// them.
+	// them, and the race detector slows partial evaluation past its
+	// production time limit.
 	e.specPace = 0
+	e.specTimeout = time.Minute
 	return e
 }
 

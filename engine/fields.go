@@ -127,30 +127,41 @@ func constantKeys(path ast.Ref, n int) []string {
 	return keys
 }
 
-// union returns the fields read by fs or o (nil: all).
-func (fs fieldSet) union(o fieldSet) fieldSet {
-	if fs == nil || o == nil {
-		return nil
-	}
-	u := fieldSet{}
-	for _, s := range []fieldSet{fs, o} {
-		for k, sub := range s {
-			if sub == nil {
-				u.add([]string{k})
-				continue
-			}
-			for f := range sub {
-				u.add([]string{k, f})
-			}
-		}
-	}
-	return u
+// queryRule wraps the query q in a rule, for readRules.
+func queryRule(q ast.Body) *ast.Rule {
+	m := &ast.Module{Package: &ast.Package{Path: ast.Ref{ast.DefaultRootDocument, ast.StringTerm("tollgate_query")}}}
+	r := &ast.Rule{Head: ast.NewHead(ast.Var("q")), Body: q, Module: m}
+	m.Rules = []*ast.Rule{r}
+	return r
 }
 
-// queryFields returns the input fields the query q reads, following the
-// rules of c it calls (nil: all of the input).
-func queryFields(q ast.Body, c *ast.Compiler) fieldSet {
-	m := &ast.Module{Package: &ast.Package{Path: ast.Ref{ast.DefaultRootDocument, ast.StringTerm("tollgate_query")}}}
-	m.Rules = []*ast.Rule{{Head: ast.NewHead(ast.Var("q")), Body: q, Module: m}}
-	return readRules(c, m.Rules)
+// project returns the fields fs names (nil: all) of the input value v,
+// which has at least those: what valueOf(fs) would have built.
+func project(v ast.Value, fs fieldSet) ast.Value {
+	obj, ok := v.(ast.Object)
+	if fs == nil || !ok {
+		return v
+	}
+	var b object
+	obj.Foreach(func(k, val *ast.Term) {
+		ks, ok := k.Value.(ast.String)
+		if !ok {
+			return
+		}
+		sub, want := fs.want(string(ks))
+		if !want {
+			return
+		}
+		if inner, isObj := val.Value.(ast.Object); isObj && sub != nil {
+			var ib object
+			inner.Foreach(func(k2, v2 *ast.Term) {
+				if s2, ok := k2.Value.(ast.String); ok && sub[string(s2)] {
+					ib.items = append(ib.items, [2]*ast.Term{k2, v2})
+				}
+			})
+			val = ast.ObjectTerm(ib.items...)
+		}
+		b.items = append(b.items, [2]*ast.Term{k, val})
+	})
+	return ast.NewObject(b.items...)
 }

@@ -36,13 +36,15 @@ import (
 //
 // Specializations are built off the request path, by one goroutine per
 // policy, for a key seen a second time (a key seen once, such as one made
-// of a per-request header, never costs a build). The cache holds at most
-// Config.SpecializationCache keys and evicts the least recently used
-// (CLOCK); a new bundle starts with an empty cache.
+// of a per-request header, never costs a build), paced so that partial
+// evaluation, which must run alone (see partialMu), holds up evaluations
+// at most a tenth of the time. The cache holds what fits in
+// Config.SpecializationCacheMB (estimated per entry) and evicts the least
+// recently used (CLOCK); a new bundle starts with an empty cache.
 
-// DefaultSpecializationCache is the number of specialized keys a policy
-// keeps when the configuration does not say.
-const DefaultSpecializationCache = 1024
+// DefaultSpecializationCacheMB is the memory (MiB, estimated) a policy's
+// specializations may take when the configuration does not say.
+const DefaultSpecializationCacheMB = 64
 
 // volatileFields are the input fields that differ from one request to the
 // next; they stay unknown when a policy is specialized, and every other
@@ -132,7 +134,10 @@ type specializer struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	log      *slog.Logger
-	capacity int
+	// budget is the estimated memory the entries may take, maxEntry what
+	// one may take (an eighth of it: a few costly callers cannot take the
+	// cache from all others).
+	budget, maxEntry int64
 	// known are the input fields in the key; unknown the references left
 	// unknown.
 	known   fieldSet
@@ -142,20 +147,29 @@ type specializer struct {
 	entries map[string]*specialized
 	ring    []string // keys in insertion order, for CLOCK eviction
 	hand    int
+	bytes   int64 // sum of the entries' cost
 
 	seenMu sync.Mutex
 	seen   map[string]struct{}
 
 	jobs    chan specJob
 	running atomic.Bool
+	closed  atomic.Bool
 	// pace is how many times its exclusive time the worker rests after a
-	// build while more are queued, so that specializing holds up
-	// evaluations at most 1/(1+pace) of the time; exclusive is the last
-	// build's time under partialMu's write lock.
-	pace      int
+	// build, so that specializing holds up evaluations at most
+	// 1/(1+pace) of the time; next is when it may build again. Only the
+	// worker uses next (workers run one at a time).
+	pace int
+	next time.Time
+	// timeout bounds one partial evaluation (specTimeout).
+	timeout time.Duration
+	// exclusive is the last build's time waiting for and holding
+	// partialMu's write lock (read by BenchmarkSpecialize).
 	exclusive time.Duration
-	// pending counts queued and running builds; tests wait on it.
-	pending sync.WaitGroup
+	// pending counts queued and running builds (see settle).
+	pendingMu   sync.Mutex
+	pendingCond *sync.Cond
+	pending     int
 
 	// own counts for this policy, total for every policy of the engine.
 	own, total *specCounters
@@ -203,11 +217,14 @@ type specialized struct {
 	fields    fieldSet
 	undefined bool
 	full      bool
-	used      atomic.Bool
+	// cost is the estimated memory the entry takes.
+	cost int64
+	used atomic.Bool
 }
 
-// specJob asks for the specialization of key; value and want are the full
-// input value and decision of the request that asked, to check it with.
+// specJob asks for the specialization of key; value and want are the input
+// value (every field the policy reads) and the decision of the request that
+// asked, to check the specialization with.
 type specJob struct {
 	key   string
 	known ast.Value
@@ -215,18 +232,40 @@ type specJob struct {
 	want  ast.Value
 }
 
-func newSpecializer(p *Policy, c *ast.Compiler, store storage.Store, capacity, pace int, total *specCounters, log *slog.Logger) *specializer {
+const (
+	// maxKeyBytes bounds the key of a specialization; a longer one (large
+	// labels or headers) is never specialized, which bounds the memory of
+	// keys held in the cache and the doorkeeper.
+	maxKeyBytes = 1024
+	// maxSeen bounds the doorkeeper's keys.
+	maxSeen = 4096
+	// specTimeout bounds one partial evaluation (it holds up every
+	// evaluation while it runs); a key that takes longer keeps the full
+	// residual.
+	specTimeout = 200 * time.Millisecond
+	// specEntryFixed and specTermCost estimate an entry's memory: a
+	// compiler and prepared query, plus the compiled terms (measured with
+	// the default library: about 40 KB for a small entry, 600 KB for one
+	// that carries 2,600 terms of routing tables).
+	specEntryFixed = 32 << 10
+	specTermCost   = 200
+)
+
+func newSpecializer(p *Policy, c *ast.Compiler, store storage.Store, budget int64, pace int, total *specCounters, log *slog.Logger) *specializer {
 	known, unknown := splitFields(p.fields)
-	return &specializer{
-		p: p, compiler: c, store: store, log: log, capacity: capacity,
+	s := &specializer{
+		p: p, compiler: c, store: store, log: log, budget: budget, maxEntry: budget / 8,
 		known: known, unknown: unknown,
-		entries: make(map[string]*specialized, capacity),
+		entries: map[string]*specialized{},
 		seen:    map[string]struct{}{},
 		jobs:    make(chan specJob, 64),
 		pace:    pace,
+		timeout: specTimeout,
 		own:     &specCounters{},
 		total:   total,
 	}
+	s.pendingCond = sync.NewCond(&s.pendingMu)
+	return s
 }
 
 // lookup returns the entry for key, nil when there is none.
@@ -248,6 +287,9 @@ func (s *specializer) lookup(key []byte) *specialized {
 // admit reports whether key was seen before (and is not cached): the
 // second sighting of a key asks for its specialization.
 func (s *specializer) admit(key []byte) bool {
+	if len(key) > maxKeyBytes || s.closed.Load() {
+		return false
+	}
 	s.mu.RLock()
 	_, cached := s.entries[string(key)]
 	s.mu.RUnlock()
@@ -260,21 +302,31 @@ func (s *specializer) admit(key []byte) bool {
 		delete(s.seen, string(key))
 		return true
 	}
-	if len(s.seen) >= 4*s.capacity {
-		s.seen = map[string]struct{}{}
-	}
-	s.seen[string(key)] = struct{}{}
+	s.sawLocked(string(key))
 	return false
 }
 
-// enqueue hands j to the worker, starting it when it is not running; a
-// full queue drops j (the key is asked for again when seen again).
+// sawLocked records key in the doorkeeper, which forgets everything when
+// full; seenMu is held.
+func (s *specializer) sawLocked(key string) {
+	if len(s.seen) >= maxSeen {
+		s.seen = map[string]struct{}{}
+	}
+	s.seen[key] = struct{}{}
+}
+
+// enqueue hands j to the worker, starting it when it is not running. A full
+// queue drops j and puts its key back in the doorkeeper, so that the next
+// sighting asks again.
 func (s *specializer) enqueue(j specJob) {
-	s.pending.Add(1)
+	s.addPending(1)
 	select {
 	case s.jobs <- j:
 	default:
-		s.pending.Done()
+		s.addPending(-1)
+		s.seenMu.Lock()
+		s.sawLocked(j.key)
+		s.seenMu.Unlock()
 		return
 	}
 	if s.running.CompareAndSwap(false, true) {
@@ -282,16 +334,41 @@ func (s *specializer) enqueue(j specJob) {
 	}
 }
 
+func (s *specializer) addPending(n int) {
+	s.pendingMu.Lock()
+	s.pending += n
+	if s.pending == 0 {
+		s.pendingCond.Broadcast()
+	}
+	s.pendingMu.Unlock()
+}
+
+// settle waits until no build is queued or running.
+func (s *specializer) settle() {
+	s.pendingMu.Lock()
+	for s.pending > 0 {
+		s.pendingCond.Wait()
+	}
+	s.pendingMu.Unlock()
+}
+
+// stop ends specialization for a policy that no longer serves: queued
+// builds are dropped and no new ones are asked for.
+func (s *specializer) stop() { s.closed.Store(true) }
+
 // work builds the queued specializations and returns when there are none.
 func (s *specializer) work() {
 	for {
 		select {
 		case j := <-s.jobs:
-			s.build(j)
-			s.pending.Done()
-			if s.pace > 0 && len(s.jobs) > 0 {
-				time.Sleep(time.Duration(s.pace) * s.exclusive)
+			if !s.closed.Load() {
+				if d := time.Until(s.next); d > 0 {
+					time.Sleep(d)
+				}
+				s.build(j)
+				s.next = time.Now().Add(time.Duration(s.pace) * s.exclusive)
 			}
+			s.addPending(-1)
 		default:
 			s.running.Store(false)
 			if len(s.jobs) == 0 || !s.running.CompareAndSwap(false, true) {
@@ -317,6 +394,9 @@ func (s *specializer) build(j specJob) {
 		return
 	}
 	e, err := s.specialize(j)
+	if err == nil && e.cost > s.maxEntry {
+		err = fmt.Errorf("the specialized policy would take about %d KB, more than an eighth of policy.specialization_cache_mb", e.cost>>10)
+	}
 	if err != nil {
 		s.count(rejected)
 		if s.log != nil {
@@ -326,18 +406,23 @@ func (s *specializer) build(j specJob) {
 	} else {
 		s.count(built)
 	}
+	if e.cost == 0 {
+		e.cost = 1 << 10
+	}
+	e.cost += int64(len(j.key))
 	s.insert(j.key, e)
 }
 
 // specialize partially evaluates the residual with j.known as the input's
 // stable part and checks the result against j.want.
 func (s *specializer) specialize(j specJob) (*specialized, error) {
-	ctx := context.Background()
 	// Partial evaluation rewrites in place terms it shares with every
-	// evaluation (see partialMu): it runs alone. What follows works on
-	// copies and only reads shared terms.
-	partialMu.Lock()
+	// evaluation (see partialMu): it runs alone, for at most specTimeout.
+	// What follows works on copies and only reads shared terms.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
 	start := time.Now()
+	partialMu.Lock()
 	pq, err := rego.New(
 		rego.Query(resultVar+" = "+partialResultQuery),
 		rego.Compiler(s.compiler),
@@ -348,8 +433,8 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 		rego.PartialNamespace(specNamespace),
 		rego.SetRegoVersion(ast.RegoV1),
 	).Partial(ctx)
-	s.exclusive = time.Since(start)
 	partialMu.Unlock()
+	s.exclusive = time.Since(start)
 	if err != nil {
 		return nil, fmt.Errorf("partial evaluation: %w", err)
 	}
@@ -362,7 +447,9 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 		return nil, err
 	}
 	want, wantErr := decodeResult(j.want, nil)
-	got, gotErr := e.decide(ctx, func(fieldSet) ast.Value { return j.value })
+	// The check gives the specialized query only the fields it reads, as
+	// requests do.
+	got, gotErr := e.decide(ctx, func(fs fieldSet) ast.Value { return project(j.value, fs) })
 	if (wantErr == nil) != (gotErr == nil) || !reflect.DeepEqual(got, want) {
 		return nil, fmt.Errorf("the specialized policy decides the request that asked for it differently: %+v (error %v), not %+v (error %v)", got, gotErr, want, wantErr)
 	}
@@ -470,10 +557,26 @@ func (e *specialized) prepare(ctx context.Context, pq *rego.PartialQueries, extr
 		return fmt.Errorf("compile: %w", err)
 	}
 	e.query, e.hasQuery = q, true
-	e.fields = readFieldsFrom(c, func(string) bool { return true })
-	if query != nil {
-		e.fields = e.fields.union(queryFields(query, c))
+	// The fields the query reads, following the rules it calls.
+	var rules []*ast.Rule
+	for _, m := range c.Modules {
+		rules = append(rules, m.Rules...)
 	}
+	if query != nil {
+		rules = append(rules, queryRule(query))
+	}
+	e.fields = readRules(c, rules)
+	terms := 0
+	count := func(x any) {
+		ast.WalkTerms(x, func(*ast.Term) bool { terms++; return false })
+	}
+	for _, q := range pq.Queries {
+		count(q)
+	}
+	for _, m := range slices.Concat(pq.Support, extra) {
+		count(m)
+	}
+	e.cost = specEntryFixed + specTermCost*int64(terms)
 	return nil
 }
 
@@ -615,33 +718,30 @@ func (e *specialized) decide(ctx context.Context, value func(fieldSet) ast.Value
 	return d, nil
 }
 
-// insert stores e under key, evicting when the cache is full.
+// insert stores e under key, evicting (CLOCK: recently used entries are
+// skipped once) until the entries fit the budget.
 func (s *specializer) insert(key string, e *specialized) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.entries[key]; ok {
+	if _, ok := s.entries[key]; ok || s.closed.Load() {
 		return
 	}
-	if len(s.entries) >= s.capacity {
-		// CLOCK: skip (and clear) recently used entries once.
-		for {
-			s.hand %= len(s.ring)
-			victim := s.entries[s.ring[s.hand]]
-			if victim.used.Load() {
-				victim.used.Store(false)
-				s.hand++
-				continue
-			}
-			delete(s.entries, s.ring[s.hand])
-			s.ring[s.hand] = key
+	for s.bytes+e.cost > s.budget && len(s.entries) > 0 {
+		s.hand %= len(s.ring)
+		victim := s.entries[s.ring[s.hand]]
+		if victim.used.Load() {
+			victim.used.Store(false)
 			s.hand++
-			s.count(evicted)
-			break
+			continue
 		}
-	} else {
-		s.ring = append(s.ring, key)
+		delete(s.entries, s.ring[s.hand])
+		s.bytes -= victim.cost
+		s.ring = slices.Delete(s.ring, s.hand, s.hand+1)
+		s.count(evicted)
 	}
+	s.ring = append(s.ring, key)
 	s.entries[key] = e
+	s.bytes += e.cost
 }
 
 // size is the number of keys held.
@@ -665,18 +765,32 @@ func evalValue(ctx context.Context, q rego.PreparedEvalQuery, v ast.Value) (ast.
 }
 
 // evalBinding evaluates q on the input v and returns the value bound to
-// the variable name, nil when undefined.
+// the variable name, nil when undefined. The query stands for a complete
+// rule (the entrypoint): when its solutions bind different values, that is
+// the conflict the rule would have raised.
 func evalBinding(ctx context.Context, q rego.PreparedEvalQuery, v ast.Value, name string) (ast.Value, error) {
 	rs, err := eval(ctx, q, v)
 	if err != nil || len(rs) == 0 {
 		return nil, err
 	}
-	x, ok := rs[0].Bindings[name].(ast.Value)
-	if !ok {
-		return nil, fmt.Errorf("the specialized query left %s unbound", name)
+	var x ast.Value
+	for i, r := range rs {
+		xi, ok := r.Bindings[name].(ast.Value)
+		if !ok {
+			return nil, fmt.Errorf("the specialized query left %s unbound", name)
+		}
+		if i == 0 {
+			x = xi
+		} else if ast.Compare(x, xi) != 0 {
+			return nil, errConflict
+		}
 	}
 	return x, nil
 }
+
+// errConflict is the error of a complete rule with several values, as OPA
+// reports it.
+var errConflict = &topdown.Error{Code: topdown.ConflictErr, Message: "complete rules must not produce multiple outputs"}
 
 // eval evaluates q on the input v, with results as AST values. It passes
 // no metrics and cancels through context.AfterFunc, which saves OPA's

@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/tollgate/tollgate/bundles"
 )
@@ -65,11 +66,28 @@ func loadDir(t testing.TB, dir string) *bundles.Bundle {
 }
 
 // sameDecision compares a decision and error with the expected ones.
+// Errors must be of the same kind: undefined, invalid decision, or OPA's
+// error code (their messages name different rules).
 func sameDecision(got Decision, gotErr error, want Decision, wantErr error) string {
-	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+	if (gotErr == nil) != (wantErr == nil) || errorKind(gotErr) != errorKind(wantErr) {
 		return fmt.Sprintf("error %v, want %v", gotErr, wantErr)
 	}
 	return cmp.Diff(want, got)
+}
+
+func errorKind(err error) string {
+	var te *topdown.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrUndefined):
+		return "undefined"
+	case errors.Is(err, ErrInvalidDecision):
+		return "invalid"
+	case errors.As(err, &te):
+		return te.Code
+	}
+	return err.Error()
 }
 
 // TestSpecializedDecidesAsFull is the differential test of specialization:
@@ -99,7 +117,7 @@ func TestSpecializedDecidesAsFull(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			full := compile(t, newEngine(t, Config{SpecializationCache: -1}), tt.bundle(t))
+			full := compile(t, newEngine(t, Config{SpecializationCacheMB: -1}), tt.bundle(t))
 			spec := compile(t, newEngine(t, Config{}), tt.bundle(t))
 			if spec.spec == nil || full.spec != nil {
 				t.Fatal("specialization is not on (or off) as configured")
@@ -119,7 +137,7 @@ func TestSpecializedDecidesAsFull(t *testing.T) {
 					}
 				}
 			}
-			spec.spec.pending.Wait()
+			spec.spec.settle()
 			built := spec.SpecializationStats()
 			if built.Built == 0 || built.Rejected != 0 {
 				t.Fatalf("after every input twice: %+v; want specializations built and none rejected", built)
@@ -205,7 +223,7 @@ decision := {"allow": true, "deny": [{"code": "odd", "message": sprintf("%d", [i
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			full := compile(t, newEngine(t, Config{SpecializationCache: -1}), mainBundle(t, tt.rego))
+			full := compile(t, newEngine(t, Config{SpecializationCacheMB: -1}), mainBundle(t, tt.rego))
 			spec := compile(t, newEngine(t, Config{}), mainBundle(t, tt.rego))
 			in := chatInput("ana", []string{"developer"}, "echo")
 			warm(t, spec, in)
@@ -257,24 +275,34 @@ func TestSpecializedDecisionsAreCopies(t *testing.T) {
 	}
 }
 
-// TestSpecializationEviction fills a small cache with more callers than it
-// holds: it keeps its size, evicts, and still decides as the full policy.
+// TestSpecializationEviction fills a cache with room for four entries with
+// twelve callers: it stays within its budget, evicts, and still decides as
+// the full policy.
 func TestSpecializationEviction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	full := compile(t, newEngine(t, Config{SpecializationCache: -1}), defaultBundle(t))
-	spec := compile(t, newEngine(t, Config{SpecializationCache: 4}), defaultBundle(t))
+	full := compile(t, newEngine(t, Config{SpecializationCacheMB: -1}), defaultBundle(t))
+	spec := compile(t, newEngine(t, Config{}), defaultBundle(t))
 	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini")
+	warm(t, spec, in)
+	var cost int64
+	for _, e := range spec.spec.entries {
+		cost = e.cost
+	}
+	spec.spec.budget = 4*cost + cost/2
 	for i := range 12 {
 		in.Identity.KeyID = fmt.Sprintf("k_%d", i)
 		for range 3 {
 			spec.Eval(ctx, in)
 		}
-		spec.spec.pending.Wait()
+		spec.SettleSpecializations()
 	}
 	st := spec.SpecializationStats()
-	if st.Size != 4 || st.Evicted != 8 || st.Built != 12 {
-		t.Errorf("stats %+v; want 4 held, 8 evicted, 12 built", st)
+	if st.Size != 4 || st.Evicted != 9 || st.Built != 13 {
+		t.Errorf("stats %+v; want 4 held, 9 evicted, 13 built", st)
+	}
+	if spec.spec.bytes > spec.spec.budget {
+		t.Errorf("the entries take %d bytes, more than the budget of %d", spec.spec.bytes, spec.spec.budget)
 	}
 	for i := range 12 {
 		in.Identity.KeyID = fmt.Sprintf("k_%d", i)
@@ -286,12 +314,103 @@ func TestSpecializationEviction(t *testing.T) {
 	}
 }
 
+// TestSpecializationTooCostly checks that an entry estimated to take more
+// than its share of the budget is not kept: its caller keeps the full
+// evaluation.
+func TestSpecializationTooCostly(t *testing.T) {
+	t.Parallel()
+	p := compile(t, newEngine(t, Config{}), defaultBundle(t))
+	p.spec.maxEntry = 1 << 10
+	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini")
+	for range 2 {
+		p.Eval(context.Background(), in)
+	}
+	p.SettleSpecializations()
+	d, err := p.Eval(context.Background(), in)
+	if st := p.SpecializationStats(); st.Rejected != 1 || st.Built != 0 || st.Hits != 0 || err != nil || !d.Allow {
+		t.Errorf("stats %+v, decision %+v, %v; want one rejection, an allowed decision from the full policy", st, d, err)
+	}
+}
+
+// TestSpecializationTimeout checks that a partial evaluation past its time
+// limit is given up: the caller keeps the full evaluation.
+func TestSpecializationTimeout(t *testing.T) {
+	t.Parallel()
+	p := compile(t, newEngine(t, Config{}), defaultBundle(t))
+	p.spec.timeout = time.Nanosecond
+	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini")
+	for range 3 {
+		if d, err := p.Eval(context.Background(), in); err != nil || !d.Allow {
+			t.Fatalf("Eval = %+v, %v", d, err)
+		}
+		p.SettleSpecializations()
+	}
+	if st := p.SpecializationStats(); st.Rejected != 1 || st.Built != 0 || st.Hits != 0 {
+		t.Errorf("stats %+v; want one rejection and no hits", st)
+	}
+}
+
+// TestSpecializationStopsOnSwap checks that a policy replaced by another
+// asks for no more specializations.
+func TestSpecializationStopsOnSwap(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, Config{})
+	old := compile(t, e, defaultBundle(t))
+	e.Activate(old)
+	e.Activate(compile(t, e, defaultBundle(t)))
+	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini")
+	for range 3 {
+		if _, err := old.Eval(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.SettleSpecializations()
+	if st := old.SpecializationStats(); st.Built != 0 || st.Size != 0 || st.Misses < 3 {
+		t.Errorf("stats of the replaced policy %+v; want its requests decided in full and nothing built", st)
+	}
+}
+
+// TestSpecializationConflict checks that a decision with several values
+// (an entrypoint that conflicts) fails on a specialized key as it fails on
+// the full policy, even when partial evaluation turned the conflicting
+// rule into one query with several solutions.
+func TestSpecializationConflict(t *testing.T) {
+	t.Parallel()
+	const rego = `decision := {"allow": true, "log": {"tags": {"c": sprintf("%d", [n])}}} if {
+	some n in array.concat([1], [f.count | some f in input.pii.findings])
+}`
+	ctx := context.Background()
+	full := compile(t, newEngine(t, Config{SpecializationCacheMB: -1}), mainBundle(t, rego))
+	spec := compile(t, newEngine(t, Config{}), mainBundle(t, rego))
+	in := chatInput("ana", []string{"developer"}, "echo", "EMAIL")
+	warm(t, spec, in)
+	for _, counts := range [][]int{{1}, {1, 2}, {3}, {1, 1}} {
+		v := *in
+		v.PII.Findings = nil
+		for _, c := range counts {
+			v.PII.Findings = append(v.PII.Findings, PIIFinding{Type: "EMAIL", Count: c, Role: "user", Where: "content"})
+		}
+		want, wantErr := full.Eval(ctx, &v)
+		got, gotErr := spec.Eval(ctx, &v)
+		if (wantErr == nil) != (gotErr == nil) || !cmp.Equal(want, got) {
+			t.Errorf("counts %v: specialized %+v, %v; full %+v, %v", counts, got, gotErr, want, wantErr)
+		}
+		if (len(counts) > 1 && counts[1] != 1 || counts[0] != 1) != (wantErr != nil) {
+			t.Errorf("counts %v: full error %v; want a conflict exactly when a count is not 1", counts, wantErr)
+		}
+	}
+	if st := spec.SpecializationStats(); st.Hits != 4 {
+		t.Errorf("stats %+v; want the 4 decisions from the specialization", st)
+	}
+}
+
 // TestSpecializationSeenOnce checks that callers seen once never cost a
 // build: the doorkeeper asks only for keys seen twice.
 func TestSpecializationSeenOnce(t *testing.T) {
 	t.Parallel()
-	p := compile(t, newEngine(t, Config{SpecializationCache: 8}), defaultBundle(t))
+	p := compile(t, newEngine(t, Config{}), defaultBundle(t))
 	before := p.SpecializationStats().Misses // the smoke evaluation's
+	seenBefore := len(p.spec.seen)
 	in := chatInput("dev", []string{"developer"}, "gpt-4o-mini")
 	for i := range 100 {
 		in.Identity.KeyID = fmt.Sprintf("k_%d", i)
@@ -299,12 +418,12 @@ func TestSpecializationSeenOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.spec.pending.Wait()
+	p.spec.settle()
 	if st := p.SpecializationStats(); st.Built != 0 || st.Misses-before != 100 || st.Size != 0 {
 		t.Errorf("stats %+v; want 100 misses and nothing built", st)
 	}
-	if n := len(p.spec.seen); n > 4*8 {
-		t.Errorf("the doorkeeper holds %d keys, more than 4x the cache", n)
+	if n := len(p.spec.seen) - seenBefore; n != 100 {
+		t.Errorf("the doorkeeper holds %d keys, want the 100 seen once", n)
 	}
 }
 
@@ -383,7 +502,7 @@ func TestSpecializationSeveralQueries(t *testing.T) {
 func TestSpecializeWhileCompiling(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	full := compile(t, newEngine(t, Config{SpecializationCache: -1}), overrideData(t, defaultBundle(t), richData))
+	full := compile(t, newEngine(t, Config{SpecializationCacheMB: -1}), overrideData(t, defaultBundle(t), richData))
 	spec := compile(t, newEngine(t, Config{}), overrideData(t, defaultBundle(t), richData))
 	inputs := decisionInputs()
 	type result struct {
@@ -425,7 +544,7 @@ func TestSpecializeWhileCompiling(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	spec.spec.pending.Wait()
+	spec.spec.settle()
 	if st := spec.SpecializationStats(); st.Built == 0 || st.Rejected != 0 {
 		t.Errorf("stats %+v; want specializations built, none rejected", st)
 	}

@@ -78,7 +78,7 @@ func newSpecializationCollector(e *engine.Engine) *specializationCollector {
 		builds: prometheus.NewDesc("tollgate_policy_specializations_total",
 			"Specializations built, by result: built (serving) or rejected (the key keeps the full evaluation; see the log).", []string{"result"}, nil),
 		evictions: prometheus.NewDesc("tollgate_policy_specialization_evictions_total",
-			"Specialized keys evicted to make room; raise policy.specialization_cache when this grows steadily.", nil, nil),
+			"Specialized keys evicted to make room; raise policy.specialization_cache_mb when this grows steadily.", nil, nil),
 		cacheSize: prometheus.NewDesc("tollgate_policy_specialization_cache_keys",
 			"Specialized keys the current policy holds.", nil, nil),
 	}

@@ -59,7 +59,7 @@ func startLoadTargets(b *testing.B) []loadTarget {
 	cfg.Log.Level = "error"
 	g := startGateway(b, cfg, simSrv)
 	full := *cfg
-	full.Policy.SpecializationCache = -1
+	full.Policy.SpecializationCacheMB = -1
 	full.Analytics.File = filepath.Join(b.TempDir(), "events-full.jsonl")
 	gf := startGateway(b, &full, simSrv)
 	return []loadTarget{{"direct", simURL, ""}, {"gateway", g.url + "/v1", key}, {"gateway-full", gf.url + "/v1", key}}
