@@ -435,8 +435,13 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 	).Partial(ctx)
 	partialMu.Unlock()
 	s.exclusive = time.Since(start)
+	if err == nil && ctx.Err() != nil {
+		// It finished, but past the limit: the next would hold up
+		// requests as long.
+		err = ctx.Err()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("partial evaluation: %w", err)
+		return nil, fmt.Errorf("partial evaluation (limit %v): %w", s.timeout, err)
 	}
 	partialMu.RLock()
 	defer partialMu.RUnlock()
