@@ -419,7 +419,7 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 	// Partial evaluation rewrites in place terms it shares with every
 	// evaluation (see partialMu): it runs alone, for at most specTimeout.
 	// What follows works on copies and only reads shared terms.
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	peCtx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	start := time.Now()
 	partialMu.Lock()
@@ -432,17 +432,18 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 		rego.ParsedUnknowns(s.unknown),
 		rego.PartialNamespace(specNamespace),
 		rego.SetRegoVersion(ast.RegoV1),
-	).Partial(ctx)
+	).Partial(peCtx)
 	partialMu.Unlock()
 	s.exclusive = time.Since(start)
-	if err == nil && ctx.Err() != nil {
+	if err == nil && peCtx.Err() != nil {
 		// It finished, but past the limit: the next would hold up
 		// requests as long.
-		err = ctx.Err()
+		err = peCtx.Err()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("partial evaluation (limit %v): %w", s.timeout, err)
 	}
+	ctx := context.Background()
 	partialMu.RLock()
 	defer partialMu.RUnlock()
 	e := &specialized{}
