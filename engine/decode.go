@@ -15,14 +15,20 @@ import (
 // passes: OPA then skips its conversion to Go values) or the JSON-like value
 // OPA returns by default (maps, slices, strings, bools and json.Number).
 // Every error wraps ErrInvalidDecision: the caller fails closed.
-func decodeDecision(v any) (Decision, error) {
-	var d Decision
-	dec := decoder{}
-	if !isNull(v) { // null decodes to the zero decision: a default denial
+func decodeDecision(v any) (Decision, error) { return decodeOnto(Decision{}, v) }
+
+// decodeOnto decodes v onto d, whose fields the fields of v replace, and
+// validates the result: a specialization's decision is its constant part
+// (d) completed by what it evaluated (v).
+func decodeOnto(d Decision, v any) (Decision, error) {
+	if isNull(v) { // null decodes to the zero decision: a default denial
+		d = Decision{}
+	} else {
+		dec := decoder{}
 		dec.decision(v, &d)
-	}
-	if dec.err != nil {
-		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, dec.err)
+		if dec.err != nil {
+			return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, dec.err)
+		}
 	}
 	if err := d.validate(); err != nil {
 		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)

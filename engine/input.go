@@ -258,15 +258,20 @@ func (r RequestInfo) value(sub map[string]bool) ast.Value {
 	return ast.NewObject(b.items...)
 }
 
-func (id Identity) value(sub map[string]bool) ast.Value {
-	var b object
-	for _, f := range [...]struct {
-		key string
-		val string
-	}{
+// stringField is a string field of the input and its key.
+type stringField struct{ key, val string }
+
+// stringFields are the identity's string fields, in the input's order.
+func (id *Identity) stringFields() [6]stringField {
+	return [...]stringField{
 		{"subject", id.Subject}, {"kind", id.Kind}, {"auth", id.Auth},
 		{"key_id", id.KeyID}, {"team", id.Team}, {"org", id.Org},
-	} {
+	}
+}
+
+func (id Identity) value(sub map[string]bool) ast.Value {
+	var b object
+	for _, f := range id.stringFields() {
 		if wantSub(sub, f.key) {
 			b.add(f.key, ast.StringTerm(f.val))
 		}

@@ -48,13 +48,7 @@ func (in *Input) appendKey(b []byte, fs fieldSet) []byte {
 	if sub, ok := fs.want("identity"); ok {
 		id := &in.Identity
 		b = append(b, 'i')
-		for _, f := range [...]struct {
-			key string
-			val string
-		}{
-			{"subject", id.Subject}, {"kind", id.Kind}, {"auth", id.Auth},
-			{"key_id", id.KeyID}, {"team", id.Team}, {"org", id.Org},
-		} {
+		for _, f := range id.stringFields() {
 			if wantSub(sub, f.key) {
 				b = appendString(b, f.val)
 			}

@@ -694,34 +694,26 @@ func (e *specialized) decide(ctx context.Context, value func(fieldSet) ast.Value
 		return Decision{}, ErrUndefined
 	}
 	d := e.tmpl.clone()
-	if e.hasQuery {
-		var v ast.Value
-		var err error
-		if e.binding {
-			v, err = evalBinding(ctx, e.query, value(e.fields), resultVar)
-		} else {
-			v, err = evalValue(ctx, e.query, value(e.fields))
+	if !e.hasQuery {
+		if err := d.validate(); err != nil {
+			return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
 		}
-		if err != nil {
-			return Decision{}, fmt.Errorf("evaluate policy: %w", err)
-		}
-		if v == nil {
-			return Decision{}, ErrUndefined
-		}
-		if isNull(v) {
-			d = Decision{}
-		} else {
-			var dec decoder
-			dec.decision(v, &d)
-			if dec.err != nil {
-				return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, dec.err)
-			}
-		}
+		return d, nil
 	}
-	if err := d.validate(); err != nil {
-		return Decision{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
+	var v ast.Value
+	var err error
+	if e.binding {
+		v, err = evalBinding(ctx, e.query, value(e.fields), resultVar)
+	} else {
+		v, err = evalValue(ctx, e.query, value(e.fields))
 	}
-	return d, nil
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluate policy: %w", err)
+	}
+	if v == nil {
+		return Decision{}, ErrUndefined
+	}
+	return decodeOnto(d, v)
 }
 
 // insert stores e under key, evicting (CLOCK: recently used entries are
