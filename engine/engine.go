@@ -362,7 +362,12 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 	}
 	kb := keyPool.Get().(*[]byte)
 	key := in.appendKey((*kb)[:0], s.known)
-	defer func() { *kb = key; keyPool.Put(kb) }()
+	defer func() {
+		if cap(key) <= 4<<10 { // a huge key's buffer is not kept
+			*kb = key
+			keyPool.Put(kb)
+		}
+	}()
 	if e := s.lookup(key); e != nil {
 		return e.decide(ctx, in.valueOf)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -362,11 +363,7 @@ func (s *specializer) work() {
 		select {
 		case j := <-s.jobs:
 			if !s.closed.Load() {
-				if d := time.Until(s.next); d > 0 {
-					time.Sleep(d)
-				}
 				s.build(j)
-				s.next = time.Now().Add(time.Duration(s.pace) * s.exclusive)
 			}
 			s.addPending(-1)
 		default:
@@ -393,23 +390,43 @@ func (s *specializer) build(j specJob) {
 	if done {
 		return
 	}
+	// Rest first, so that partial evaluation holds up evaluations at most
+	// 1/(1+pace) of the time; the policy may have been replaced meanwhile.
+	if d := time.Until(s.next); d > 0 {
+		time.Sleep(d)
+	}
+	if s.closed.Load() {
+		return
+	}
 	e, err := s.specialize(j)
-	if err == nil && e.cost > s.maxEntry {
-		err = fmt.Errorf("the specialized policy would take about %d KB, more than an eighth of policy.specialization_cache_mb", e.cost>>10)
+	s.next = time.Now().Add(time.Duration(s.pace) * s.exclusive)
+	if s.closed.Load() {
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Too slow this time (perhaps another compile held the lock):
+		// nothing is kept, and the key may ask again.
+		s.count(rejected)
+		if s.log != nil {
+			s.log.Warn("policy specialization took too long; this caller's requests keep the full evaluation", "revision", s.p.Revision, "error", err)
+		}
+		return
+	}
+	if err == nil {
+		e.cost += int64(len(j.key))
+		if e.cost > s.maxEntry {
+			err = fmt.Errorf("the specialized policy would take about %d KB, more than an eighth of policy.specialization_cache_mb", e.cost>>10)
+		}
 	}
 	if err != nil {
 		s.count(rejected)
 		if s.log != nil {
 			s.log.Warn("policy specialization rejected; this caller's requests keep the full evaluation", "revision", s.p.Revision, "error", err)
 		}
-		e = &specialized{full: true}
+		e = &specialized{full: true, cost: 1<<10 + int64(len(j.key))}
 	} else {
 		s.count(built)
 	}
-	if e.cost == 0 {
-		e.cost = 1 << 10
-	}
-	e.cost += int64(len(j.key))
 	s.insert(j.key, e)
 }
 
@@ -419,10 +436,12 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 	// Partial evaluation rewrites in place terms it shares with every
 	// evaluation (see partialMu): it runs alone, for at most specTimeout.
 	// What follows works on copies and only reads shared terms.
-	peCtx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
 	start := time.Now()
 	partialMu.Lock()
+	// The limit starts once the lock is held: waiting for another
+	// compile is not this key's fault (exclusive counts both, for pacing).
+	peCtx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
 	pq, err := rego.New(
 		rego.Query(resultVar+" = "+partialResultQuery),
 		rego.Compiler(s.compiler),
@@ -435,9 +454,9 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 	).Partial(peCtx)
 	partialMu.Unlock()
 	s.exclusive = time.Since(start)
-	if err == nil && peCtx.Err() != nil {
-		// It finished, but past the limit: the next would hold up
-		// requests as long.
+	if peCtx.Err() != nil {
+		// Cancelled, or finished past the limit (the next would hold up
+		// requests as long).
 		err = peCtx.Err()
 	}
 	if err != nil {
@@ -446,7 +465,7 @@ func (s *specializer) specialize(j specJob) (*specialized, error) {
 	ctx := context.Background()
 	partialMu.RLock()
 	defer partialMu.RUnlock()
-	e := &specialized{}
+	e := &specialized{cost: 1 << 10}
 	if len(pq.Queries) == 0 {
 		e.undefined = true
 	} else if err := e.prepare(ctx, pq, s.bundleRules(pq), s.store); err != nil {
@@ -724,20 +743,24 @@ func (s *specializer) insert(key string, e *specialized) {
 	if _, ok := s.entries[key]; ok || s.closed.Load() {
 		return
 	}
-	for s.bytes+e.cost > s.budget && len(s.entries) > 0 {
+	for s.bytes+e.cost > s.budget && len(s.ring) > 0 {
 		s.hand %= len(s.ring)
-		victim := s.entries[s.ring[s.hand]]
+		k := s.ring[s.hand]
+		victim := s.entries[k]
 		if victim.used.Load() {
 			victim.used.Store(false)
 			s.hand++
 			continue
 		}
-		delete(s.entries, s.ring[s.hand])
+		delete(s.entries, k)
 		s.bytes -= victim.cost
-		s.ring = slices.Delete(s.ring, s.hand, s.hand+1)
+		s.ring = slices.Delete(s.ring, s.hand, s.hand+1) // the hand now points at the next
 		s.count(evicted)
 	}
-	s.ring = append(s.ring, key)
+	// The new key goes just behind the hand: the last the hand reaches.
+	s.hand = min(s.hand, len(s.ring))
+	s.ring = slices.Insert(s.ring, s.hand, key)
+	s.hand++
 	s.entries[key] = e
 	s.bytes += e.cost
 }
