@@ -181,8 +181,9 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 	adminOpts := append([]func(*rego.Rego){rego.Query(e.admin)}, opts[1:]...)
 	responseOpts := append([]func(*rego.Rego){rego.Query(DefaultResponseEntrypoint)}, opts[1:]...)
 	// Preparing reads terms that another bundle's partial evaluation may be
-	// rewriting (see partialMu).
+	// rewriting (see partialMu), and type-checks (see compileMu).
 	partialMu.RLock()
+	compileMu.Lock()
 	if partialErr == nil {
 		q, err = rego.New(append(opts, rego.Compiler(compiler))...).PrepareForEval(ctx)
 		if err == nil {
@@ -200,6 +201,7 @@ func (e *Engine) Compile(ctx context.Context, b *bundles.Bundle) (*Policy, error
 			response, err = rego.New(slices.Concat(responseOpts, modules)...).PrepareForEval(ctx)
 		}
 	}
+	compileMu.Unlock()
 	partialMu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("compile bundle %s: %w", b.Source, err)
@@ -263,6 +265,23 @@ func newCompiler() *ast.Compiler {
 // request path. During a compile (about 85 ms) or a specialization (about
 // 2 ms) requests wait for it. It guards no state of ours.
 var partialMu sync.RWMutex
+
+// compileMu keeps compilations that run beside evaluations (under
+// partialMu's read lock: preparing a bundle's queries, compiling a
+// specialization) apart from each other. OPA v1.22.2's type checker
+// widens, in place, object types it shares between compilers (mergeTypes
+// on the dynamic properties of a type in an "any"), so two compiling at once
+// is a data race (go test -race showed it). Compilations under the write
+// lock are alone anyway. Take it after partialMu.
+var compileMu sync.Mutex
+
+// compileMu keeps compilations that run beside evaluations (under
+// partialMu's read lock: preparing a bundle's queries, compiling a
+// specialization) apart from each other. OPA v1.22.2's type checker
+// widens, in place, object types it shares between compilers (mergeTypes
+// on the dynamic properties of a type in an "any"), so two compiling at once
+// is a data race (go test -race showed it). Compilations under the write
+// lock are alone anyway. Take it after partialMu.
 
 // preparePartial prepares the entrypoint of opts from its partial evaluation
 // with the input unknown: every part of the policy that depends on the

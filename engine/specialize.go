@@ -577,7 +577,9 @@ func (e *specialized) prepare(ctx context.Context, pq *rego.PartialQueries, extr
 	// compiler's type environment of every built-in would be most of an
 	// entry's memory.
 	c := newCompiler().WithCapabilities(capabilitiesFor(pq, extra))
+	compileMu.Lock() // see compileMu
 	q, err := rego.New(append(opts, rego.Compiler(c))...).PrepareForEval(ctx)
+	compileMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
