@@ -341,6 +341,15 @@ func (e *Engine) Activate(p *Policy) {
 	if old != nil && old != p && old.spec != nil {
 		// Requests still running on old finish on it; it builds no more.
 		old.spec.stop()
+		if p.spec != nil {
+			// Its busiest callers are specialized on p straight away
+			// (counted as pending, for SettleSpecializations).
+			p.spec.addPending(1)
+			go func() {
+				defer p.spec.addPending(-1)
+				p.spec.carryOver(old.spec)
+			}()
+		}
 	}
 	if e.log != nil {
 		attrs := []any{"revision", p.Revision}
@@ -393,7 +402,7 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 	v := in.valueOf(p.fields)
 	r, err := evalValue(ctx, p.eval, v)
 	if err == nil && s.admit(key) {
-		s.enqueue(specJob{key: string(key), known: in.valueOf(s.known), value: v, want: r})
+		s.enqueue(specJob{key: string(key), known: in.valueOf(s.known), value: v, want: r, in: in.clone()})
 	}
 	return decodeResult(r, err)
 }

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -127,6 +129,26 @@ type Complexity struct {
 	Reasoning    bool
 	Tools        int
 	PromptTokens int
+}
+
+// clone returns a copy of in that shares no slice, map or pointer with it.
+func (in *Input) clone() *Input {
+	c := *in
+	c.Request.Headers = maps.Clone(in.Request.Headers)
+	c.Identity.Roles = slices.Clone(in.Identity.Roles)
+	c.Identity.Groups = slices.Clone(in.Identity.Groups)
+	c.Identity.Labels = maps.Clone(in.Identity.Labels)
+	c.Identity.Chain = slices.Clone(in.Identity.Chain)
+	c.Params.ToolNames = slices.Clone(in.Params.ToolNames)
+	if in.Params.Temperature != nil {
+		t := *in.Params.Temperature
+		c.Params.Temperature = &t
+	}
+	c.PII.Types = slices.Clone(in.PII.Types)
+	c.PII.Findings = slices.Clone(in.PII.Findings)
+	c.Signals.MatchedPhrases = slices.Clone(in.Signals.MatchedPhrases)
+	c.Moderation.Categories = slices.Clone(in.Moderation.Categories)
+	return &c
 }
 
 // Value returns the input as an OPA value, built directly so that no JSON

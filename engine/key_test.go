@@ -214,3 +214,21 @@ func TestSplitFields(t *testing.T) {
 		t.Errorf("unknown = %v, want %v", refs, wantRefs)
 	}
 }
+
+// TestCloneSharesNothing changes every field of a clone in turn and checks
+// that the original does not change.
+func TestCloneSharesNothing(t *testing.T) {
+	t.Parallel()
+	want := fullInput().Value()
+	for name, mutate := range mutations(t, reflect.TypeFor[Input](), "Input") {
+		orig := fullInput()
+		c := orig.clone()
+		if ast.Compare(c.Value(), want) != 0 {
+			t.Fatalf("the clone differs from the original")
+		}
+		mutate(reflect.ValueOf(c).Elem())
+		if ast.Compare(orig.Value(), want) != 0 {
+			t.Errorf("%s: changing the clone changed the original", name)
+		}
+	}
+}

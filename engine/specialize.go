@@ -221,6 +221,8 @@ type specialized struct {
 	// cost is the estimated memory the entry takes.
 	cost int64
 	used atomic.Bool
+	// in is the input of the request that asked for the entry.
+	in *Input
 }
 
 // specJob asks for the specialization of key; value and want are the input
@@ -231,6 +233,9 @@ type specJob struct {
 	known ast.Value
 	value ast.Value
 	want  ast.Value
+	// in is a copy of the request's input, kept with the entry so that the
+	// next policy can specialize for the same caller (carryOver).
+	in *Input
 }
 
 const (
@@ -426,6 +431,7 @@ func (s *specializer) build(j specJob) {
 		e = &specialized{full: true, cost: 1<<10 + int64(len(j.key))}
 	} else {
 		s.count(built)
+		e.in = j.in
 	}
 	s.insert(j.key, e)
 }
@@ -765,6 +771,57 @@ func (s *specializer) insert(key string, e *specialized) {
 	s.hand++
 	s.entries[key] = e
 	s.bytes += e.cost
+}
+
+// carryOverMax is how many callers a new policy specializes for as soon as
+// it replaces the old one (at most the worker's queue).
+const carryOverMax = 64
+
+// hottest returns the inputs of up to n entries, those used since the
+// CLOCK hand last passed first, then the newest.
+func (s *specializer) hottest(n int) []*Input {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var used, rest []*Input
+	for i := range s.ring {
+		// From just behind the hand backwards: newest first.
+		k := s.ring[((s.hand-1-i)%len(s.ring)+len(s.ring))%len(s.ring)]
+		e := s.entries[k]
+		switch {
+		case e.in == nil:
+		case e.used.Load():
+			used = append(used, e.in)
+		default:
+			rest = append(rest, e.in)
+		}
+	}
+	all := append(used, rest...)
+	return all[:min(n, len(all))]
+}
+
+// carryOver asks s for the specializations of the callers of old's hottest
+// entries, so that a new bundle serves them specialized from the start
+// rather than from their second request. Each is built and checked as
+// usual, with the decision of s's full policy.
+func (s *specializer) carryOver(old *specializer) {
+	ctx := context.Background()
+	for _, in := range old.hottest(carryOverMax) {
+		key := in.appendKey(nil, s.known)
+		if len(key) > maxKeyBytes {
+			continue
+		}
+		partialMu.RLock()
+		v := in.valueOf(s.p.fields)
+		want, err := evalValue(ctx, s.p.eval, v)
+		var known ast.Value
+		if err == nil {
+			known = in.valueOf(s.known)
+		}
+		partialMu.RUnlock()
+		if err == nil && !s.closed.Load() {
+			s.enqueue(specJob{key: string(key), known: known, value: v, want: want, in: in})
+		}
+	}
 }
 
 // size is the number of keys held.

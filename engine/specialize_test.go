@@ -388,6 +388,53 @@ func TestSpecializationTimeout(t *testing.T) {
 	}
 }
 
+// TestSpecializationCarriesOver checks that a new bundle specializes for
+// the old one's callers as soon as it is activated: their first request on
+// it is decided by a specialization, the new bundle's.
+func TestSpecializationCarriesOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEngine(t, Config{})
+	old := compile(t, e, defaultBundle(t))
+	e.Activate(old)
+	var callers []*Input
+	for i, roles := range [][]string{{"developer"}, {"analyst"}, {}} {
+		in := chatInput(fmt.Sprintf("u%d", i), roles, "gpt-4o", "EMAIL")
+		for range 2 {
+			if _, err := old.Eval(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		callers = append(callers, in)
+	}
+	old.SettleSpecializations()
+	if st := old.SpecializationStats(); st.Built != 3 {
+		t.Fatalf("old policy: %+v; want the 3 callers specialized", st)
+	}
+	// The new bundle decides differently: a lower prompt limit.
+	changed := map[string]string{"data.guardrails.max_prompt_tokens": `{"default": 10}`}
+	next := compile(t, e, overrideData(t, defaultBundle(t), changed))
+	full := compile(t, newEngine(t, Config{SpecializationCacheMB: -1}), overrideData(t, defaultBundle(t), changed))
+	e.Activate(next)
+	next.SettleSpecializations()
+	if st := next.SpecializationStats(); st.Built != 3 || st.Size != 3 {
+		t.Fatalf("new policy after the swap: %+v; want the 3 callers specialized", st)
+	}
+	for _, in := range callers {
+		want, wantErr := full.Eval(ctx, in)
+		got, gotErr := next.Eval(ctx, in)
+		if diff := sameDecision(got, gotErr, want, wantErr); diff != "" {
+			t.Errorf("caller %s: (-full +specialized):\n%s", in.Identity.Subject, diff)
+		}
+		if !slices.ContainsFunc(got.Deny, func(d Deny) bool { return d.Code == "prompt_too_long" }) {
+			t.Errorf("caller %s: %+v; want the new bundle's prompt_too_long", in.Identity.Subject, got.Deny)
+		}
+	}
+	if st := next.SpecializationStats(); st.Hits != 3 {
+		t.Errorf("stats %+v; want the callers' first requests on the new bundle from the cache", st)
+	}
+}
+
 // TestSpecializationStopsOnSwap checks that a policy replaced by another
 // asks for no more specializations.
 func TestSpecializationStopsOnSwap(t *testing.T) {
