@@ -156,12 +156,12 @@ func project(v ast.Value, fs fieldSet) ast.Value {
 			var ib object
 			inner.Foreach(func(k2, v2 *ast.Term) {
 				if s2, ok := k2.Value.(ast.String); ok && sub[string(s2)] {
-					ib.items = append(ib.items, [2]*ast.Term{k2, v2})
+					ib.addItem([2]*ast.Term{k2, v2})
 				}
 			})
-			val = ast.ObjectTerm(ib.items...)
+			val = ib.term()
 		}
-		b.items = append(b.items, [2]*ast.Term{k, val})
+		b.addItem([2]*ast.Term{k, val})
 	})
-	return ast.NewObject(b.items...)
+	return b.value()
 }

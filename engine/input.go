@@ -223,21 +223,22 @@ func (in *Input) valueOf(fs fieldSet) ast.Value {
 		m.addIf(sub, "matched_phrases", func() *ast.Term { return stringArray(in.Signals.MatchedPhrases) })
 		b.add("signals", m.term())
 	}
-	return ast.NewObject(b.items...)
+	return b.value()
 }
 
 // object collects the items of an object value; it has room for the input's
 // largest objects without growing.
 type object struct {
-	items []([2]*ast.Term)
-	buf   [14][2]*ast.Term
+	buf [14][2]*ast.Term
+	n   int
 }
 
-func (o *object) add(k string, v *ast.Term) {
-	if o.items == nil {
-		o.items = o.buf[:0]
-	}
-	o.items = append(o.items, item(k, v))
+func (o *object) add(k string, v *ast.Term) { o.addItem(item(k, v)) }
+
+// addItem adds an item; the input's objects have at most len(o.buf).
+func (o *object) addItem(it [2]*ast.Term) {
+	o.buf[o.n] = it
+	o.n++
 }
 
 // addIf adds the field k, built by v, when sub names it (nil: every field).
@@ -247,7 +248,15 @@ func (o *object) addIf(sub map[string]bool, k string, v func() *ast.Term) {
 	}
 }
 
-func (o *object) term() *ast.Term { return ast.ObjectTerm(o.items...) }
+func (o *object) term() *ast.Term { return ast.NewTerm(o.value()) }
+
+// value returns the object. Its items are copied to a slice of their exact
+// size, so that o (and its buffer) can stay on the stack.
+func (o *object) value() ast.Value {
+	items := make([][2]*ast.Term, o.n)
+	copy(items, o.buf[:o.n])
+	return ast.NewObject(items...)
+}
 
 func floatTerm(f float64) *ast.Term {
 	return ast.NumberTerm(json.Number(strconv.FormatFloat(f, 'f', -1, 64)))
@@ -277,7 +286,7 @@ func (r RequestInfo) value(sub map[string]bool) ast.Value {
 	if wantSub(sub, "headers") {
 		b.add("headers", stringObject(r.Headers))
 	}
-	return ast.NewObject(b.items...)
+	return b.value()
 }
 
 // stringField is a string field of the input and its key.
@@ -317,7 +326,7 @@ func (id Identity) value(sub map[string]bool) ast.Value {
 		}
 		b.add("chain", ast.ArrayTerm(chain...))
 	}
-	return ast.NewObject(b.items...)
+	return b.value()
 }
 
 func (p Params) value(sub map[string]bool) ast.Value {
@@ -331,7 +340,7 @@ func (p Params) value(sub map[string]bool) ast.Value {
 	if p.Temperature != nil {
 		b.addIf(sub, "temperature", func() *ast.Term { return floatTerm(*p.Temperature) })
 	}
-	return ast.NewObject(b.items...)
+	return b.value()
 }
 
 func (s PIISummary) value(sub map[string]bool) ast.Value {
@@ -350,7 +359,7 @@ func (s PIISummary) value(sub map[string]bool) ast.Value {
 		}
 		return ast.ArrayTerm(findings...)
 	})
-	return ast.NewObject(b.items...)
+	return b.value()
 }
 
 // inputKeys are the keys of the input's objects, as shared terms: OPA treats
