@@ -879,6 +879,11 @@ func eval(ctx context.Context, q rego.PreparedEvalQuery, v ast.Value) (rego.Resu
 	c := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
-	return q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalGenerateJSON(astResult),
-		rego.EvalMetrics(metrics.NoOp()), rego.EvalExternalCancel(c))
+	return q.Eval(ctx, rego.EvalParsedInput(v), astResultOption, noMetricsOption, rego.EvalExternalCancel(c))
 }
+
+// The evaluation options that are the same for every evaluation.
+var (
+	astResultOption = rego.EvalGenerateJSON(astResult)
+	noMetricsOption = rego.EvalMetrics(metrics.NoOp())
+)
