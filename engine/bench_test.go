@@ -1,23 +1,23 @@
 package engine
 
 // Specialization (specialize.go), three runs on the 2-core dev machine
-// (load average 1.4 to 2.7, so absolute times are high; compare ratios),
+// (load average about 1.5, so absolute times are high; compare ratios),
 // go test -run '^$' -bench 'Eval$' -benchtime 10000x -cpu 1 ./engine/:
 //
 //	                   p50 µs           p50/floor  p99 µs (-cpu 1)  B/op  allocs/op
-//	Eval/floor         13 / 13 / 8      1          155-241          3980         63
-//	Eval/specialized   35 / 38 / 35     2.7-4.2    311-386          7209        115
-//	Eval/policy        185 / 168 / 168  13-21      616-659         24246        477
-//	Eval/unseen        165 / 184 / 176  13-22      651-731         24435        480
+//	Eval/floor         12 / 12 / 13     1          209-243          3984         63
+//	Eval/specialized   25 / 20 / 19     1.4-2.1    225-258          6697        113
+//	Eval/policy        140 / 168 / 93   7-14       451-623         22422        471
+//	Eval/unseen        179 / 136 / 181  12-16      573-660         22611        474
 //
 // "policy" is Policy.Eval with specialization off (the whole residual),
 // "specialized" a caller whose specialization is cached, "unseen" a new
 // caller on every request (key and doorkeeper cost: 3 allocations). The
-// one-core p99 is set by garbage collection: with GOGC=400 it is 128 µs
-// (floor 71 µs); with -cpu 2 (GC on the other core) 106 µs (floor 69 µs).
-// BenchmarkSpecialize: one build 2.5-4 ms, of which 1.2-1.8 ms partial
-// evaluation under the write lock; about 40 KB per entry (600 KB with
-// richData's routing tables, see TestSpecializedDecidesAsFull).
+// one-core p99 is set by garbage collection: with GOGC=400 it is 95 µs
+// (p50 28, floor p99 52 µs); with -cpu 2 (GC on the other core) 111 µs
+// (p50 30, floor p99 65 µs). BenchmarkSpecialize: one build 2.5-4 ms, of
+// which 1.2-1.8 ms partial evaluation under the write lock; about 40 KB
+// per entry (650 KB with richData's routing tables).
 //
 // End of the session that added input projection and AST decoding, then
 // agents, moderation, guardrail signals, complexity, decision params and
