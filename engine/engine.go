@@ -402,7 +402,7 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Decision, error) {
 	v := in.valueOf(p.fields)
 	r, err := evalValue(ctx, p.eval, v)
 	if err == nil && s.admit(key) {
-		s.enqueue(specJob{key: string(key), known: in.valueOf(s.known), value: v, want: r, in: in.clone()})
+		s.ask(key, in.clone(), v, r)
 	}
 	return decodeResult(r, err)
 }

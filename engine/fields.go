@@ -63,19 +63,9 @@ const partialResultModule = "__partialresult__"
 // (the whole input) when a rule reads the input other than by a path of
 // constant keys, e.g. object.get(input, ...), input[x] or walk(input).
 func readFields(c *ast.Compiler) fieldSet {
-	return readFieldsFrom(c, func(name string) bool { return strings.HasPrefix(name, partialResultModule) })
-}
-
-// partialResultQuery is the rule holding the residual query of OPA's
-// PartialResult (in its default namespace).
-const partialResultQuery = "data.partial.__result__"
-
-// readFieldsFrom is readFields starting from the rules of the modules of c
-// whose names root accepts.
-func readFieldsFrom(c *ast.Compiler, root func(name string) bool) fieldSet {
 	var todo []*ast.Rule
 	for name, m := range c.Modules {
-		if root(name) {
+		if strings.HasPrefix(name, partialResultModule) {
 			todo = append(todo, m.Rules...)
 		}
 	}
@@ -84,6 +74,10 @@ func readFieldsFrom(c *ast.Compiler, root func(name string) bool) fieldSet {
 	}
 	return readRules(c, todo)
 }
+
+// partialResultQuery is the rule holding the residual query of OPA's
+// PartialResult (in its default namespace).
+const partialResultQuery = "data.partial.__result__"
 
 // readRules returns the input fields the rules todo read, following the
 // rules of c they call (nil: all of the input).

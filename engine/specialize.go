@@ -321,6 +321,13 @@ func (s *specializer) sawLocked(key string) {
 	s.seen[key] = struct{}{}
 }
 
+// ask queues the specialization of key for the request whose input is in
+// (kept with the entry; it must not change afterwards), input value v
+// and decision want. partialMu's read lock is held.
+func (s *specializer) ask(key []byte, in *Input, v, want ast.Value) {
+	s.enqueue(specJob{key: string(key), known: in.valueOf(s.known), value: v, want: want, in: in})
+}
+
 // enqueue hands j to the worker, starting it when it is not running. A full
 // queue drops j and puts its key back in the doorkeeper, so that the next
 // sighting asks again.
@@ -812,15 +819,10 @@ func (s *specializer) carryOver(old *specializer) {
 		}
 		partialMu.RLock()
 		v := in.valueOf(s.p.fields)
-		want, err := evalValue(ctx, s.p.eval, v)
-		var known ast.Value
-		if err == nil {
-			known = in.valueOf(s.known)
+		if want, err := evalValue(ctx, s.p.eval, v); err == nil && !s.closed.Load() {
+			s.ask(key, in, v, want)
 		}
 		partialMu.RUnlock()
-		if err == nil && !s.closed.Load() {
-			s.enqueue(specJob{key: string(key), known: known, value: v, want: want, in: in})
-		}
 	}
 }
 
